@@ -1,0 +1,18 @@
+"""Tortoise ORM models. Only `runtime/` imports this package."""
+
+from models.conversation import Message, Session, SystemEvent, Thread
+from models.tenancy import ApiKey, App
+
+MODEL_MODULES = ["models.tenancy", "models.conversation"]
+MIGRATIONS_MODULE = "models.migrations"
+
+__all__ = [
+    "MIGRATIONS_MODULE",
+    "MODEL_MODULES",
+    "ApiKey",
+    "App",
+    "Message",
+    "Session",
+    "SystemEvent",
+    "Thread",
+]

@@ -1,0 +1,94 @@
+"""Sessions, their threads, messages and system events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise import fields
+from tortoise.indexes import Index
+from tortoise.models import Model
+
+
+class Session(Model):
+    id = fields.UUIDField(primary_key=True)
+    app: fields.ForeignKeyRelation[Model] = fields.ForeignKeyField(
+        "models.App", related_name="sessions", on_delete=fields.RESTRICT
+    )
+    title = fields.CharField(max_length=200, null=True)
+    title_source = fields.CharField(max_length=16, default="default")
+    public_key = fields.CharField(max_length=64, null=True)
+    user_state: dict[str, Any] | None = fields.JSONField(null=True)
+    state: dict[str, Any] = fields.JSONField(default=dict)
+    metadata: dict[str, Any] = fields.JSONField(default=dict)
+    model = fields.CharField(max_length=128, null=True)
+    is_archived = fields.BooleanField(default=False)
+    is_processing = fields.BooleanField(default=False)
+    # Bumped on every write; replicas compare it to decide whether a cached copy is stale.
+    version = fields.BigIntField(default=1)
+    # Id of the last system event a REST snapshot has shown (the legacy read cursor).
+    events_read_upto = fields.BigIntField(default=0)
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+    last_active_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "sessions"
+        indexes = (
+            Index(fields=("app_id", "public_key", "last_active_at")),
+            Index(fields=("app_id", "last_active_at")),
+            Index(fields=("expires_at",)),
+        )
+
+
+class Thread(Model):
+    id = fields.UUIDField(primary_key=True)
+    session: fields.ForeignKeyRelation[Session] = fields.ForeignKeyField(
+        "models.Session", related_name="threads", on_delete=fields.CASCADE
+    )
+    title = fields.CharField(max_length=200, null=True)
+    is_primary = fields.BooleanField(default=False)
+    # The sequence number the next message in this thread gets.
+    next_seq = fields.BigIntField(default=1)
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "threads"
+        indexes = (Index(fields=("session_id", "created_at")),)
+
+
+class Message(Model):
+    id = fields.UUIDField(primary_key=True)
+    session: fields.ForeignKeyRelation[Session] = fields.ForeignKeyField(
+        "models.Session", related_name="messages", on_delete=fields.CASCADE
+    )
+    thread: fields.ForeignKeyRelation[Thread] = fields.ForeignKeyField(
+        "models.Thread", related_name="messages", on_delete=fields.CASCADE
+    )
+    seq = fields.BigIntField()
+    role = fields.CharField(max_length=16)
+    content = fields.TextField()
+    tool_calls: list[dict[str, Any]] | None = fields.JSONField(null=True)
+    tool_results: list[dict[str, Any]] | None = fields.JSONField(null=True)
+    is_interrupted = fields.BooleanField(default=False)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "messages"
+        unique_together = (("thread_id", "seq"),)
+        indexes = (Index(fields=("session_id",)),)
+
+
+class SystemEvent(Model):
+    id = fields.BigIntField(primary_key=True)
+    session: fields.ForeignKeyRelation[Session] = fields.ForeignKeyField(
+        "models.Session", related_name="system_events", on_delete=fields.CASCADE
+    )
+    kind = fields.CharField(max_length=32)
+    payload: dict[str, Any] = fields.JSONField()
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "system_events"
+        indexes = (Index(fields=("session_id", "id")),)

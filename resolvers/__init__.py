@@ -1,0 +1,17 @@
+"""GraphQL root fields. `confab_schema` assembles them into the served schema."""
+
+from __future__ import annotations
+
+import strawberry
+
+from resolvers.mutation import Mutation
+from resolvers.query import Query
+from schema.build import build_schema
+from settings import Settings
+
+
+def confab_schema(settings: Settings) -> strawberry.Schema:
+    return build_schema(settings, Query, Mutation)
+
+
+__all__ = ["Mutation", "Query", "confab_schema"]

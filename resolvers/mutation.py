@@ -1,0 +1,127 @@
+"""Mutation root: session, thread, wallet and state changes."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.scalars import JSON
+
+from runtime.validation import uuid_arg
+from schema.context import Context
+from schema.types import DeletePayload, Session, Thread
+
+Info = strawberry.Info[Context, None]
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        description="Create a session (the client may choose its UUID); idempotent per id."
+    )
+    async def create_session(
+        self,
+        info: Info,
+        id: strawberry.ID | None = None,
+        public_key: str | None = None,
+        title: str | None = None,
+        metadata: JSON | None = None,
+    ) -> Session:
+        context = info.context
+        record, _ = await context.conversations.create_session(
+            context.caller,
+            None if id is None else uuid_arg("id", id),
+            public_key=public_key,
+            title=title,
+            metadata=metadata,
+        )
+        return Session.from_record(record)
+
+    @strawberry.mutation(description="Set a user title; automatic titling never overrides it.")
+    async def rename_session(self, info: Info, id: strawberry.ID, title: str) -> Session:
+        context = info.context
+        record = await context.conversations.rename_session(
+            context.caller, uuid_arg("id", id), title
+        )
+        return Session.from_record(record)
+
+    @strawberry.mutation
+    async def archive_session(self, info: Info, id: strawberry.ID) -> Session:
+        context = info.context
+        record = await context.conversations.set_archived(context.caller, uuid_arg("id", id), True)
+        return Session.from_record(record)
+
+    @strawberry.mutation
+    async def unarchive_session(self, info: Info, id: strawberry.ID) -> Session:
+        context = info.context
+        record = await context.conversations.set_archived(context.caller, uuid_arg("id", id), False)
+        return Session.from_record(record)
+
+    @strawberry.mutation(description="Delete a session with its threads and messages.")
+    async def delete_session(self, info: Info, id: strawberry.ID) -> DeletePayload:
+        context = info.context
+        session_id = uuid_arg("id", id)
+        await context.conversations.delete_session(context.caller, session_id)
+        return DeletePayload(id=strawberry.ID(str(session_id)))
+
+    @strawberry.mutation(description="Add a thread to a session.")
+    async def create_thread(
+        self,
+        info: Info,
+        session_id: strawberry.ID,
+        id: strawberry.ID | None = None,
+        title: str | None = None,
+    ) -> Thread:
+        context = info.context
+        record = await context.conversations.create_thread(
+            context.caller,
+            uuid_arg("sessionId", session_id),
+            None if id is None else uuid_arg("id", id),
+            title,
+        )
+        return Thread.from_record(record)
+
+    @strawberry.mutation
+    async def rename_thread(self, info: Info, id: strawberry.ID, title: str) -> Thread:
+        context = info.context
+        record = await context.conversations.rename_thread(
+            context.caller, uuid_arg("id", id), title
+        )
+        return Thread.from_record(record)
+
+    @strawberry.mutation(
+        description="Delete a thread; the primary thread goes only with its session."
+    )
+    async def delete_thread(self, info: Info, id: strawberry.ID) -> DeletePayload:
+        context = info.context
+        thread_id = uuid_arg("id", id)
+        await context.conversations.delete_thread(context.caller, thread_id)
+        return DeletePayload(id=strawberry.ID(str(thread_id)))
+
+    @strawberry.mutation(description="Bind the session to an EVM wallet address; null unbinds.")
+    async def bind_wallet(
+        self, info: Info, session_id: strawberry.ID, public_key: str | None
+    ) -> Session:
+        context = info.context
+        record = await context.conversations.bind_wallet(
+            context.caller, uuid_arg("sessionId", session_id), public_key
+        )
+        return Session.from_record(record)
+
+    @strawberry.mutation(description="Replace the client's user state (wallet connection, chain).")
+    async def update_user_state(
+        self, info: Info, session_id: strawberry.ID, user_state: JSON | None
+    ) -> Session:
+        context = info.context
+        record = await context.conversations.update_user_state(
+            context.caller, uuid_arg("sessionId", session_id), user_state
+        )
+        return Session.from_record(record)
+
+    @strawberry.mutation(description="Replace the client metadata, or merge keys into it.")
+    async def update_metadata(
+        self, info: Info, session_id: strawberry.ID, metadata: JSON, merge: bool = False
+    ) -> Session:
+        context = info.context
+        record = await context.conversations.update_metadata(
+            context.caller, uuid_arg("sessionId", session_id), metadata, merge=merge
+        )
+        return Session.from_record(record)

@@ -1,0 +1,90 @@
+"""Query root: sessions, threads, messages, apps and models."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from runtime.errors import NotFound
+from runtime.validation import uuid_arg
+from schema.context import Context
+from schema.cursors import parse_session_cursor
+from schema.pagination import message_window
+from schema.types import AppInfo, MessageConnection, Session, SessionConnection, Thread
+
+Info = strawberry.Info[Context, None]
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="A session of the caller's app, or null.")
+    async def session(self, info: Info, id: strawberry.ID) -> Session | None:
+        context = info.context
+        record = await context.conversations.find_session(context.caller, uuid_arg("id", id))
+        return None if record is None else Session.from_record(record)
+
+    @strawberry.field(description="The caller's sessions, most recently active first.")
+    async def sessions(
+        self,
+        info: Info,
+        public_key: Annotated[
+            str | None, strawberry.argument(description="Only sessions bound to this wallet.")
+        ] = None,
+        archived: Annotated[
+            bool | None, strawberry.argument(description="Only (un)archived; null for both.")
+        ] = None,
+        first: int = 50,
+        after: str | None = None,
+    ) -> SessionConnection:
+        context = info.context
+        page = await context.conversations.list_sessions(
+            context.caller,
+            public_key=public_key,
+            archived=archived,
+            limit=first,
+            after=None if after is None else parse_session_cursor("after", after),
+        )
+        return SessionConnection.from_page(page)
+
+    @strawberry.field(description="A thread of one of the caller's sessions, or null.")
+    async def thread(self, info: Info, id: strawberry.ID) -> Thread | None:
+        context = info.context
+        thread_id = uuid_arg("id", id)
+        try:
+            record = await context.conversations.get_thread(context.caller, thread_id)
+        except NotFound:
+            return None
+        return Thread.from_record(record)
+
+    @strawberry.field(description="A thread's messages, oldest first, cursor-paginated.")
+    async def messages(
+        self,
+        info: Info,
+        thread_id: strawberry.ID,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> MessageConnection:
+        context = info.context
+        window = message_window(first, after, last, before)
+        page = await context.conversations.list_messages(
+            context.caller, uuid_arg("threadId", thread_id), window
+        )
+        return MessageConnection.from_page(page)
+
+    @strawberry.field(description="The apps this caller may use.")
+    def apps(self, info: Info) -> list[AppInfo]:
+        context = info.context
+        caller = context.caller
+        registry = context.runtime.apps
+        return [
+            AppInfo(name=c.name, display_name=c.display_name, models=list(c.model.models))
+            for c in (registry.get(name) for name in registry.names() if caller.may_use(name))
+        ]
+
+    @strawberry.field(description="The models a session of the caller's app may select.")
+    def models(self, info: Info) -> list[str]:
+        context = info.context
+        return list(context.runtime.apps.get(context.caller.app).model.models)

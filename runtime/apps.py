@@ -1,0 +1,73 @@
+"""The app registry: which tenants exist, and which one a request acts for."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from models import App
+from runtime import keys
+from runtime.errors import Forbidden, NotFound, Unauthenticated
+from settings import DEFAULT_APP, AppConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is asking: the app every operation of this request is scoped to."""
+
+    app: str
+    key_prefix: str | None = None
+    key_apps: tuple[str, ...] = ()
+
+    def may_use(self, app: str) -> bool:
+        return app == DEFAULT_APP or app in self.key_apps
+
+
+class AppRegistry:
+    def __init__(self, apps: Mapping[str, AppConfig]) -> None:
+        self._apps = dict(apps)
+
+    def get(self, name: str) -> AppConfig:
+        config = self._apps.get(name)
+        if config is None:
+            raise NotFound(f"unknown app {name!r}")
+        return config
+
+    def names(self) -> list[str]:
+        return sorted(self._apps)
+
+    async def sync_to_database(self) -> None:
+        """Make sure every configured app has its row (sessions and keys refer to it)."""
+        existing = {row.name: row for row in await App.all()}
+        for config in self._apps.values():
+            row = existing.get(config.name)
+            if row is None:
+                await App.create(name=config.name, display_name=config.display_name)
+            elif row.display_name != config.display_name:
+                row.display_name = config.display_name
+                await row.save(update_fields=["display_name"])
+
+    async def authenticate(self, clear_key: str | None, requested_app: str | None) -> Caller:
+        """Resolve the caller's app from its key and the app it asked for.
+
+        No key: only `default`. A key: the app asked for must be one it covers; with
+        no app asked for, the key's own app (its first, when it covers several).
+        """
+        if not clear_key:
+            app = requested_app or DEFAULT_APP
+            if app != DEFAULT_APP:
+                self.get(app)
+                raise Unauthenticated(f"app {app!r} needs an app key")
+            return Caller(app=DEFAULT_APP)
+        info = await keys.verify_key(clear_key)
+        if info is None:
+            raise Unauthenticated("unknown or revoked app key")
+        if requested_app is None:
+            app = info.apps[0] if info.apps else DEFAULT_APP
+        elif requested_app in info.apps or requested_app == DEFAULT_APP:
+            app = requested_app
+        else:
+            self.get(requested_app)
+            raise Forbidden(f"this key does not cover app {requested_app!r}")
+        self.get(app)
+        return Caller(app=app, key_prefix=info.prefix, key_apps=info.apps)

@@ -1,0 +1,211 @@
+"""Conversations: the app-scoped operations on sessions, threads and messages.
+
+GraphQL resolvers and REST handlers both call this service, so the two dialects
+cannot drift. Every operation takes the `Caller`; a session of another app is
+reported exactly like a missing one. Values are validated here (one message per
+field); ids arrive parsed, because each transport names them differently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+from runtime import validation
+from runtime.apps import AppRegistry, Caller
+from runtime.clock import utcnow
+from runtime.errors import Conflict, NotFound
+from runtime.records import (
+    MessageRecord,
+    Page,
+    SessionRecord,
+    ThreadRecord,
+    TitleSource,
+)
+from runtime.sessions import SessionHost
+from runtime.store import MessageWindow, SessionQuery, SessionStore
+
+
+class Conversations:
+    def __init__(self, host: SessionHost, store: SessionStore, apps: AppRegistry) -> None:
+        self._host = host
+        self._store = store
+        self._apps = apps
+
+    # -- sessions ------------------------------------------------------------
+
+    async def find_session(self, caller: Caller, session_id: UUID) -> SessionRecord | None:
+        """The caller's live session, or None (missing, expired, or another app's)."""
+        record = await self._host.get(session_id)
+        if record is None or record.app != caller.app or _expired(record, utcnow()):
+            return None
+        return record
+
+    async def get_session(self, caller: Caller, session_id: UUID) -> SessionRecord:
+        record = await self.find_session(caller, session_id)
+        if record is None:
+            raise NotFound(f"session {session_id} not found")
+        return record
+
+    async def create_session(
+        self,
+        caller: Caller,
+        session_id: UUID | None = None,
+        *,
+        public_key: str | None = None,
+        title: str | None = None,
+        metadata: object | None = None,
+    ) -> tuple[SessionRecord, bool]:
+        """Create the session, or return it unchanged if this app already has it."""
+        fields: dict[str, Any] = {"expires_at": self._expiry(caller.app, utcnow())}
+        if public_key is not None:
+            fields["public_key"] = validation.public_key_arg("publicKey", public_key)
+        if title is not None:
+            fields["title"] = validation.title_arg("title", title)
+            fields["title_source"] = TitleSource.USER.value
+        if metadata is not None:
+            fields["metadata"] = validation.json_object_arg("metadata", metadata)
+        record, created = await self._host.create(session_id or uuid4(), caller.app, fields)
+        if record.app != caller.app:
+            raise Conflict(f"session id {record.id} is already in use")
+        if not created and _expired(record, utcnow()):
+            # An expired session the janitor has not swept yet: its id is free again.
+            await self._host.delete(record.id)
+            return await self.create_session(
+                caller, record.id, public_key=public_key, title=title, metadata=metadata
+            )
+        return record, created
+
+    async def rename_session(self, caller: Caller, session_id: UUID, title: str) -> SessionRecord:
+        clean = validation.title_arg("title", title)
+        return await self._update(
+            caller, session_id, {"title": clean, "title_source": TitleSource.USER.value}
+        )
+
+    async def set_archived(self, caller: Caller, session_id: UUID, archived: bool) -> SessionRecord:
+        return await self._update(caller, session_id, {"is_archived": archived})
+
+    async def bind_wallet(
+        self, caller: Caller, session_id: UUID, public_key: str | None
+    ) -> SessionRecord:
+        key = None if public_key is None else validation.public_key_arg("publicKey", public_key)
+        return await self._update(caller, session_id, {"public_key": key})
+
+    async def update_user_state(
+        self, caller: Caller, session_id: UUID, user_state: object | None
+    ) -> SessionRecord:
+        clean = None if user_state is None else validation.json_object_arg("userState", user_state)
+        return await self._update(caller, session_id, {"user_state": clean})
+
+    async def update_metadata(
+        self, caller: Caller, session_id: UUID, metadata: object, *, merge: bool = False
+    ) -> SessionRecord:
+        changes = validation.json_object_arg("metadata", metadata)
+        async with self._host.lock(session_id):
+            current = await self.get_session(caller, session_id)
+            combined = {**current.metadata, **changes} if merge else changes
+            clean = validation.json_object_arg("metadata", combined)
+            return await self._update(caller, session_id, {"metadata": clean})
+
+    async def delete_session(self, caller: Caller, session_id: UUID) -> None:
+        await self.get_session(caller, session_id)
+        if not await self._host.delete(session_id):
+            raise NotFound(f"session {session_id} not found")
+
+    async def list_sessions(
+        self,
+        caller: Caller,
+        *,
+        public_key: str | None = None,
+        archived: bool | None = None,
+        limit: int = 50,
+        after: tuple[datetime, UUID] | None = None,
+    ) -> Page[SessionRecord]:
+        key = None if public_key is None else validation.public_key_arg("publicKey", public_key)
+        validation.page_size_arg("first", limit)
+        page = await self._host.list_sessions(
+            SessionQuery(
+                app=caller.app, public_key=key, archived=archived, limit=limit, after=after
+            )
+        )
+        now = utcnow()
+        return Page(
+            items=[record for record in page.items if not _expired(record, now)],
+            has_next=page.has_next,
+            has_previous=page.has_previous,
+        )
+
+    # -- threads -------------------------------------------------------------
+
+    async def get_thread(self, caller: Caller, thread_id: UUID) -> ThreadRecord:
+        thread = await self._store.get_thread(thread_id)
+        if thread is None or await self.find_session(caller, thread.session_id) is None:
+            raise NotFound(f"thread {thread_id} not found")
+        return thread
+
+    async def list_threads(self, caller: Caller, session_id: UUID) -> list[ThreadRecord]:
+        await self.get_session(caller, session_id)
+        return await self._store.list_threads(session_id)
+
+    async def create_thread(
+        self,
+        caller: Caller,
+        session_id: UUID,
+        thread_id: UUID | None = None,
+        title: str | None = None,
+    ) -> ThreadRecord:
+        clean = None if title is None else validation.title_arg("title", title)
+        await self.get_session(caller, session_id)
+        new_id = thread_id or uuid4()
+        thread = await self._store.create_thread(session_id, new_id, clean)
+        if thread is None:
+            raise Conflict(f"thread id {new_id} is already in use")
+        return thread
+
+    async def rename_thread(self, caller: Caller, thread_id: UUID, title: str) -> ThreadRecord:
+        clean = validation.title_arg("title", title)
+        await self.get_thread(caller, thread_id)
+        thread = await self._store.rename_thread(thread_id, clean)
+        if thread is None:
+            raise NotFound(f"thread {thread_id} not found")
+        return thread
+
+    async def delete_thread(self, caller: Caller, thread_id: UUID) -> None:
+        thread = await self.get_thread(caller, thread_id)
+        if thread.is_primary:
+            raise Conflict("the primary thread is deleted only with its session")
+        if not await self._store.delete_thread(thread_id):
+            raise NotFound(f"thread {thread_id} not found")
+
+    # -- messages ------------------------------------------------------------
+
+    async def list_messages(
+        self, caller: Caller, thread_id: UUID, window: MessageWindow
+    ) -> Page[MessageRecord]:
+        await self.get_thread(caller, thread_id)
+        return await self._store.list_messages(thread_id, window)
+
+    # -- internals -----------------------------------------------------------
+
+    async def _update(
+        self, caller: Caller, session_id: UUID, fields: Mapping[str, Any]
+    ) -> SessionRecord:
+        await self.get_session(caller, session_id)
+        changes = {**fields, "last_active_at": utcnow()}
+        expiry = self._expiry(caller.app, changes["last_active_at"])
+        if expiry is not None:
+            changes["expires_at"] = expiry
+        record = await self._host.update(session_id, changes)
+        if record is None:
+            raise NotFound(f"session {session_id} not found")
+        return record
+
+    def _expiry(self, app: str, now: datetime) -> datetime | None:
+        ttl = self._apps.get(app).session_ttl
+        return now + timedelta(seconds=ttl) if ttl > 0 else None
+
+
+def _expired(record: SessionRecord, now: datetime) -> bool:
+    return record.expires_at is not None and record.expires_at <= now

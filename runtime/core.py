@@ -1,0 +1,60 @@
+"""The runtime: every long-lived service of one Confab process, wired together.
+
+`server.py` enters it into the application's lifespan after the ORM is up. The
+transports reach the services through it and nothing else.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from types import TracebackType
+
+from runtime.apps import AppRegistry
+from runtime.conversations import Conversations
+from runtime.sessions import SessionHost
+from runtime.store import SessionStore
+from runtime.store.tortoise_store import TortoiseStore
+from settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, settings: Settings, store: SessionStore | None = None) -> None:
+        self.settings = settings
+        self.apps = AppRegistry(settings.apps)
+        self.store: SessionStore = store or _make_store(settings.store)
+        self.sessions = SessionHost(self.store, settings.session_cache_size)
+        self.conversations = Conversations(self.sessions, self.store, self.apps)
+
+    async def __aenter__(self) -> Runtime:
+        await self.apps.sync_to_database()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.sessions.shutdown()
+
+    async def ready(self) -> dict[str, str]:
+        """What each backing service says; raises nothing, reports failures as text."""
+        try:
+            await self.store.ping()
+        except Exception as exc:
+            logger.warning("readiness: database unreachable: %s", exc)
+            return {"database": f"unavailable: {type(exc).__name__}"}
+        return {"database": "ok"}
+
+
+def _make_store(import_path: str | None) -> SessionStore:
+    """The Tortoise store, or a custom one named `package.module:Class` in settings."""
+    if not import_path:
+        return TortoiseStore()
+    module_name, _, attribute = import_path.partition(":")
+    factory = getattr(importlib.import_module(module_name), attribute)
+    store: SessionStore = factory()
+    return store

@@ -1,0 +1,44 @@
+"""The domain's expected failures. Transports map each `code` once: GraphQL puts it
+in `extensions.code`, REST turns it into a status."""
+
+from __future__ import annotations
+
+
+class ConfabError(Exception):
+    code = "INTERNAL"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(ConfabError):
+    code = "NOT_FOUND"
+
+
+class InvalidInput(ConfabError):
+    code = "INVALID_INPUT"
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
+class Unauthenticated(ConfabError):
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(ConfabError):
+    code = "FORBIDDEN"
+
+
+class Conflict(ConfabError):
+    code = "CONFLICT"
+
+
+class QueueFull(ConfabError):
+    code = "QUEUE_FULL"
+
+
+class ServiceUnavailable(ConfabError):
+    code = "SERVICE_UNAVAILABLE"

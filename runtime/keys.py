@@ -1,0 +1,89 @@
+"""App keys: creation (the clear key is shown once), listing, revocation, verification.
+
+A key looks like `cfb_<prefix>_<secret>`. Only its SHA-256 is stored: keys are long
+random strings, so a slow password hash would add latency without adding safety.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from models import ApiKey, App
+from runtime.clock import utcnow
+from runtime.errors import InvalidInput, NotFound
+
+KEY_SCHEME = "cfb"
+# A key's last-used time is written at most this often, not on every request.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    prefix: str
+    apps: tuple[str, ...]
+    label: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+def _hash(clear_key: str) -> str:
+    return hashlib.sha256(clear_key.encode()).hexdigest()
+
+
+async def create_key(apps: list[str], label: str = "") -> tuple[str, KeyInfo]:
+    """Create a key covering `apps` (which must exist); returns (clear key, info)."""
+    if not apps:
+        raise InvalidInput("app", "a key must cover at least one app")
+    rows = await App.filter(name__in=apps)
+    missing = sorted(set(apps) - {row.name for row in rows})
+    if missing:
+        raise NotFound(f"unknown app(s): {', '.join(missing)}")
+    prefix = f"{KEY_SCHEME}_{secrets.token_hex(4)}"
+    clear = f"{prefix}_{secrets.token_hex(24)}"
+    key = await ApiKey.create(prefix=prefix, key_hash=_hash(clear), label=label)
+    await key.apps.add(*rows)
+    return clear, _info(key, sorted(apps))
+
+
+async def list_keys() -> list[KeyInfo]:
+    keys = await ApiKey.all().order_by("created_at").prefetch_related("apps")
+    return [_info(key, sorted(app.name for app in key.apps)) for key in keys]
+
+
+async def revoke_key(prefix: str) -> KeyInfo:
+    key = await ApiKey.get_or_none(prefix=prefix)
+    if key is None:
+        raise NotFound(f"no key with prefix {prefix!r}")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        await key.save(update_fields=["revoked_at"])
+    await key.fetch_related("apps")
+    return _info(key, sorted(app.name for app in key.apps))
+
+
+async def verify_key(clear_key: str) -> KeyInfo | None:
+    """The key's info if it exists and is not revoked; records its use."""
+    key = await ApiKey.get_or_none(key_hash=_hash(clear_key.strip()))
+    if key is None or key.revoked_at is not None:
+        return None
+    now = utcnow()
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        await ApiKey.filter(id=key.id).update(last_used_at=now)
+        key.last_used_at = now
+    app_names = await key.apps.all().values_list("name", flat=True)
+    return _info(key, sorted(str(name) for name in app_names))
+
+
+def _info(key: ApiKey, apps: list[str]) -> KeyInfo:
+    return KeyInfo(
+        prefix=key.prefix,
+        apps=tuple(apps),
+        label=key.label,
+        created_at=key.created_at,
+        last_used_at=key.last_used_at,
+        revoked_at=key.revoked_at,
+    )

@@ -1,0 +1,98 @@
+"""Plain records the runtime passes around: what the store returns and the cache holds.
+
+They are immutable so a cached record can be shared by concurrent readers; a change
+produces a new record (`dataclasses.replace`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+JSONObject = dict[str, Any]
+T = TypeVar("T")
+
+DEFAULT_TITLE = "New chat"
+
+
+class TitleSource(StrEnum):
+    DEFAULT = "default"
+    GENERATED = "generated"
+    USER = "user"
+
+
+class Role(StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+    SYSTEM = "system"
+    TOOL = "tool"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    id: UUID
+    app: str
+    title: str | None
+    title_source: TitleSource
+    public_key: str | None
+    user_state: JSONObject | None
+    state: JSONObject
+    metadata: JSONObject
+    model: str | None
+    is_archived: bool
+    is_processing: bool
+    version: int
+    events_read_upto: int
+    created_at: datetime
+    updated_at: datetime
+    last_active_at: datetime
+    expires_at: datetime | None
+
+    @property
+    def display_title(self) -> str:
+        return self.title or DEFAULT_TITLE
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadRecord:
+    id: UUID
+    session_id: UUID
+    title: str | None
+    is_primary: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    id: UUID
+    session_id: UUID
+    thread_id: UUID
+    seq: int
+    role: Role
+    content: str
+    tool_calls: list[JSONObject] | None
+    tool_results: list[JSONObject] | None
+    is_interrupted: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SystemEventRecord:
+    id: int
+    session_id: UUID
+    kind: str
+    payload: JSONObject
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a keyset-paginated list, oldest-to-newest within the page."""
+
+    items: list[T]
+    has_next: bool
+    has_previous: bool

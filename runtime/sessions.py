@@ -1,0 +1,121 @@
+"""SessionHost: three-tier session loading (in-process cache, then store, then create).
+
+Reads never create; only `create` does. The cache is a bounded LRU of immutable
+records, so readers share them without copying. Every write goes through the host,
+which stores first and then refreshes its cached copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+from weakref import WeakValueDictionary
+
+from runtime.records import Page, SessionRecord
+from runtime.store import SessionQuery, SessionStore
+
+logger = logging.getLogger(__name__)
+
+
+class SessionHost:
+    def __init__(self, store: SessionStore, capacity: int) -> None:
+        self._store = store
+        self._capacity = max(1, capacity)
+        self._cache: OrderedDict[UUID, SessionRecord] = OrderedDict()
+        self._locks: WeakValueDictionary[UUID, asyncio.Lock] = WeakValueDictionary()
+        self.hits = 0
+        self.misses = 0
+
+    # -- loading -------------------------------------------------------------
+
+    async def get(self, session_id: UUID) -> SessionRecord | None:
+        """Tier 1 then tier 2; None when the session does not exist (never creates)."""
+        cached = self._cache.get(session_id)
+        if cached is not None:
+            self._cache.move_to_end(session_id)
+            self.hits += 1
+            return cached
+        self.misses += 1
+        return await self.load(session_id)
+
+    async def load(self, session_id: UUID) -> SessionRecord | None:
+        """Read from the store into the cache, replacing any cached copy."""
+        record = await self._store.get_session(session_id)
+        if record is None:
+            self.unload(session_id)
+        else:
+            self._remember(record)
+        return record
+
+    async def create(
+        self, session_id: UUID, app: str, fields: Mapping[str, Any] | None = None
+    ) -> tuple[SessionRecord, bool]:
+        """Tier 3: create (with its primary thread); an existing id is returned as is."""
+        record, created = await self._store.create_session(session_id, app, fields or {})
+        self._remember(record)
+        return record, created
+
+    # -- writes --------------------------------------------------------------
+
+    async def update(self, session_id: UUID, fields: Mapping[str, Any]) -> SessionRecord | None:
+        record = await self._store.update_session(session_id, fields)
+        if record is None:
+            self.unload(session_id)
+        else:
+            self._remember(record)
+        return record
+
+    async def delete(self, session_id: UUID) -> bool:
+        deleted = await self._store.delete_session(session_id)
+        self.unload(session_id)
+        return deleted
+
+    def refresh(self, record: SessionRecord) -> None:
+        """Take a newer copy that a store call returned (e.g. after a message append)."""
+        current = self._cache.get(record.id)
+        if current is None or current.version <= record.version:
+            self._remember(record)
+
+    async def list_sessions(self, query: SessionQuery) -> Page[SessionRecord]:
+        return await self._store.list_sessions(query)
+
+    # -- cache and locks -------------------------------------------------------
+
+    def lock(self, session_id: UUID) -> asyncio.Lock:
+        """The session's lock in this process: held for read-modify-write sequences."""
+        lock = self._locks.get(session_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[session_id] = lock
+        return lock
+
+    def unload(self, session_id: UUID) -> None:
+        self._cache.pop(session_id, None)
+
+    def is_loaded(self, session_id: UUID) -> bool:
+        return session_id in self._cache
+
+    def loaded_ids(self) -> list[UUID]:
+        return list(self._cache)
+
+    def health(self) -> dict[str, int]:
+        return {
+            "cached_sessions": len(self._cache),
+            "capacity": self._capacity,
+            "hits": self.hits,
+            "misses": self.misses,
+        }
+
+    async def shutdown(self) -> None:
+        self._cache.clear()
+
+    def _remember(self, record: SessionRecord) -> None:
+        self._cache[record.id] = record
+        self._cache.move_to_end(record.id)
+        while len(self._cache) > self._capacity:
+            evicted, _ = self._cache.popitem(last=False)
+            logger.debug("evicted session %s from the cache", evicted)

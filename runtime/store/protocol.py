@@ -1,0 +1,106 @@
+"""The store protocol: everything the runtime asks of durable storage.
+
+The Tortoise implementation serves SQLite (`sqlite://:memory:` for tests, a file
+for the embedded mode) and PostgreSQL; a custom backend implements this protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from runtime.records import (
+    JSONObject,
+    MessageRecord,
+    Page,
+    Role,
+    SessionRecord,
+    SystemEventRecord,
+    ThreadRecord,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionQuery:
+    app: str
+    public_key: str | None = None
+    archived: bool | None = None
+    limit: int = 50
+    # Keyset cursor: sessions strictly older in (last_active_at, id) order.
+    after: tuple[datetime, UUID] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageWindow:
+    """Either the first `limit` after `after`, or the last `limit` before `before`."""
+
+    limit: int
+    after: int | None = None
+    before: int | None = None
+    from_end: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    session_id: UUID
+    thread_id: UUID
+    role: Role
+    content: str
+    tool_calls: list[JSONObject] | None = None
+    tool_results: list[JSONObject] | None = None
+    is_interrupted: bool = False
+
+
+class SessionStore(Protocol):
+    async def ping(self) -> None: ...
+
+    async def get_session(self, session_id: UUID) -> SessionRecord | None: ...
+
+    async def create_session(
+        self, session_id: UUID, app: str, fields: Mapping[str, Any]
+    ) -> tuple[SessionRecord, bool]:
+        """Create with a primary thread; if the id exists, return it and False."""
+        ...
+
+    async def update_session(
+        self, session_id: UUID, fields: Mapping[str, Any]
+    ) -> SessionRecord | None:
+        """Apply `fields`, bump the version and `updated_at`; None if gone."""
+        ...
+
+    async def delete_session(self, session_id: UUID) -> bool: ...
+
+    async def list_sessions(self, query: SessionQuery) -> Page[SessionRecord]: ...
+
+    async def get_thread(self, thread_id: UUID) -> ThreadRecord | None: ...
+
+    async def list_threads(self, session_id: UUID) -> list[ThreadRecord]: ...
+
+    async def create_thread(
+        self, session_id: UUID, thread_id: UUID, title: str | None
+    ) -> ThreadRecord | None:
+        """None when the id is already taken."""
+        ...
+
+    async def rename_thread(self, thread_id: UUID, title: str) -> ThreadRecord | None: ...
+
+    async def delete_thread(self, thread_id: UUID) -> bool: ...
+
+    async def append_message(self, message: NewMessage) -> tuple[MessageRecord, SessionRecord]:
+        """Persist with the thread's next sequence number; touches the session."""
+        ...
+
+    async def list_messages(
+        self, thread_id: UUID, window: MessageWindow
+    ) -> Page[MessageRecord]: ...
+
+    async def add_system_event(
+        self, session_id: UUID, kind: str, payload: JSONObject
+    ) -> SystemEventRecord: ...
+
+    async def list_system_events(
+        self, session_id: UUID, after_id: int = 0, limit: int = 1000
+    ) -> list[SystemEventRecord]: ...

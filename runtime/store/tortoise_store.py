@@ -1,0 +1,262 @@
+"""The Tortoise ORM implementation of the store protocol (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F, Q
+from tortoise.transactions import in_transaction
+
+from models import Message, Session, SystemEvent, Thread
+from runtime import database
+from runtime.clock import utcnow
+from runtime.records import (
+    JSONObject,
+    MessageRecord,
+    Page,
+    Role,
+    SessionRecord,
+    SystemEventRecord,
+    ThreadRecord,
+    TitleSource,
+)
+from runtime.store.protocol import MessageWindow, NewMessage, SessionQuery
+
+
+class TortoiseStore:
+    async def ping(self) -> None:
+        await database.ping()
+
+    async def get_session(self, session_id: UUID) -> SessionRecord | None:
+        row = await Session.get_or_none(id=session_id)
+        return None if row is None else _session(row)
+
+    async def create_session(
+        self, session_id: UUID, app: str, fields: Mapping[str, Any]
+    ) -> tuple[SessionRecord, bool]:
+        now = utcnow()
+        try:
+            async with in_transaction() as conn:
+                row = await Session.create(
+                    using_db=conn,
+                    id=session_id,
+                    app_id=app,
+                    created_at=now,
+                    updated_at=now,
+                    last_active_at=now,
+                    **fields,
+                )
+                await Thread.create(
+                    using_db=conn,
+                    id=session_id,
+                    session_id=session_id,
+                    is_primary=True,
+                    created_at=now,
+                    updated_at=now,
+                )
+        except IntegrityError:
+            existing = await Session.get_or_none(id=session_id)
+            if existing is None:  # lost a race with a delete; the caller may retry
+                raise
+            return _session(existing), False
+        return _session(row), True
+
+    async def update_session(
+        self, session_id: UUID, fields: Mapping[str, Any]
+    ) -> SessionRecord | None:
+        async with in_transaction() as conn:
+            updated = await (
+                Session.filter(id=session_id)
+                .using_db(conn)
+                .update(**fields, version=F("version") + 1, updated_at=utcnow())
+            )
+            if not updated:
+                return None
+            row = await Session.get(id=session_id, using_db=conn)
+        return _session(row)
+
+    async def delete_session(self, session_id: UUID) -> bool:
+        # Threads, messages and system events go with it (ON DELETE CASCADE).
+        return bool(await Session.filter(id=session_id).delete())
+
+    async def list_sessions(self, query: SessionQuery) -> Page[SessionRecord]:
+        rows = Session.filter(app_id=query.app)
+        if query.public_key is not None:
+            rows = rows.filter(public_key=query.public_key)
+        if query.archived is not None:
+            rows = rows.filter(is_archived=query.archived)
+        if query.after is not None:
+            active, last_id = query.after
+            rows = rows.filter(
+                Q(last_active_at__lt=active) | Q(last_active_at=active, id__lt=last_id)
+            )
+        found = await rows.order_by("-last_active_at", "-id").limit(query.limit + 1)
+        return Page(
+            items=[_session(row) for row in found[: query.limit]],
+            has_next=len(found) > query.limit,
+            has_previous=query.after is not None,
+        )
+
+    async def get_thread(self, thread_id: UUID) -> ThreadRecord | None:
+        row = await Thread.get_or_none(id=thread_id)
+        return None if row is None else _thread(row)
+
+    async def list_threads(self, session_id: UUID) -> list[ThreadRecord]:
+        rows = await Thread.filter(session_id=session_id).order_by("created_at", "id")
+        return [_thread(row) for row in rows]
+
+    async def create_thread(
+        self, session_id: UUID, thread_id: UUID, title: str | None
+    ) -> ThreadRecord | None:
+        now = utcnow()
+        try:
+            row = await Thread.create(
+                id=thread_id, session_id=session_id, title=title, created_at=now, updated_at=now
+            )
+        except IntegrityError:
+            return None
+        return _thread(row)
+
+    async def rename_thread(self, thread_id: UUID, title: str) -> ThreadRecord | None:
+        if not await Thread.filter(id=thread_id).update(title=title, updated_at=utcnow()):
+            return None
+        return await self.get_thread(thread_id)
+
+    async def delete_thread(self, thread_id: UUID) -> bool:
+        return bool(await Thread.filter(id=thread_id, is_primary=False).delete())
+
+    async def append_message(self, message: NewMessage) -> tuple[MessageRecord, SessionRecord]:
+        now = utcnow()
+        async with in_transaction() as conn:
+            # The UPDATE takes the thread's row lock, so concurrent appends (from any
+            # replica) get distinct, gapless sequence numbers.
+            await (
+                Thread.filter(id=message.thread_id)
+                .using_db(conn)
+                .update(next_seq=F("next_seq") + 1, updated_at=now)
+            )
+            thread = await Thread.get(id=message.thread_id, using_db=conn)
+            row = await Message.create(
+                using_db=conn,
+                session_id=message.session_id,
+                thread_id=message.thread_id,
+                seq=thread.next_seq - 1,
+                role=message.role.value,
+                content=message.content,
+                tool_calls=message.tool_calls,
+                tool_results=message.tool_results,
+                is_interrupted=message.is_interrupted,
+                created_at=now,
+            )
+            await (
+                Session.filter(id=message.session_id)
+                .using_db(conn)
+                .update(version=F("version") + 1, updated_at=now, last_active_at=now)
+            )
+            session = await Session.get(id=message.session_id, using_db=conn)
+        return _message(row), _session(session)
+
+    async def list_messages(self, thread_id: UUID, window: MessageWindow) -> Page[MessageRecord]:
+        rows = Message.filter(thread_id=thread_id)
+        if window.after is not None:
+            rows = rows.filter(seq__gt=window.after)
+        if window.before is not None:
+            rows = rows.filter(seq__lt=window.before)
+        if window.from_end:
+            found = list(await rows.order_by("-seq").limit(window.limit + 1))
+            more = len(found) > window.limit
+            found = found[: window.limit][::-1]
+            return Page(
+                items=[_message(row) for row in found],
+                has_next=window.before is not None,
+                has_previous=more,
+            )
+        found = list(await rows.order_by("seq").limit(window.limit + 1))
+        return Page(
+            items=[_message(row) for row in found[: window.limit]],
+            has_next=len(found) > window.limit,
+            has_previous=window.after is not None,
+        )
+
+    async def add_system_event(
+        self, session_id: UUID, kind: str, payload: JSONObject
+    ) -> SystemEventRecord:
+        row = await SystemEvent.create(
+            session_id=session_id, kind=kind, payload=payload, created_at=utcnow()
+        )
+        return _system_event(row)
+
+    async def list_system_events(
+        self, session_id: UUID, after_id: int = 0, limit: int = 1000
+    ) -> list[SystemEventRecord]:
+        rows = (
+            await SystemEvent.filter(session_id=session_id, id__gt=after_id)
+            .order_by("id")
+            .limit(limit)
+        )
+        return [_system_event(row) for row in rows]
+
+
+def _session(row: Session) -> SessionRecord:
+    return SessionRecord(
+        id=_uuid(row.id),
+        app=row.app_id,  # type: ignore[attr-defined]
+        title=row.title,
+        title_source=TitleSource(row.title_source),
+        public_key=row.public_key,
+        user_state=row.user_state,
+        state=row.state or {},
+        metadata=row.metadata or {},
+        model=row.model,
+        is_archived=row.is_archived,
+        is_processing=row.is_processing,
+        version=row.version,
+        events_read_upto=row.events_read_upto,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        last_active_at=row.last_active_at,
+        expires_at=row.expires_at,
+    )
+
+
+def _thread(row: Thread) -> ThreadRecord:
+    return ThreadRecord(
+        id=_uuid(row.id),
+        session_id=_uuid(row.session_id),  # type: ignore[attr-defined]
+        title=row.title,
+        is_primary=row.is_primary,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _message(row: Message) -> MessageRecord:
+    return MessageRecord(
+        id=_uuid(row.id),
+        session_id=_uuid(row.session_id),  # type: ignore[attr-defined]
+        thread_id=_uuid(row.thread_id),  # type: ignore[attr-defined]
+        seq=row.seq,
+        role=Role(row.role),
+        content=row.content,
+        tool_calls=row.tool_calls,
+        tool_results=row.tool_results,
+        is_interrupted=row.is_interrupted,
+        created_at=row.created_at,
+    )
+
+
+def _system_event(row: SystemEvent) -> SystemEventRecord:
+    return SystemEventRecord(
+        id=row.id,
+        session_id=_uuid(row.session_id),  # type: ignore[attr-defined]
+        kind=row.kind,
+        payload=row.payload,
+        created_at=row.created_at,
+    )
+
+
+def _uuid(value: object) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))

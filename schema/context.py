@@ -1,0 +1,37 @@
+"""The per-request GraphQL context: the runtime and who is calling.
+
+Authentication happens once, when the context is built; a failure is kept and
+raised by the first resolver that needs the caller, so it reaches the client as a
+typed GraphQL error rather than a transport failure. Nothing per-request (no
+DataLoader) lives here, because a WebSocket connection reuses its context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from runtime.apps import Caller
+from runtime.errors import ConfabError
+
+if TYPE_CHECKING:
+    from runtime.conversations import Conversations
+    from runtime.core import Runtime
+
+
+@dataclass
+class Context:
+    runtime: Runtime
+    _caller: Caller | None = None
+    _auth_error: ConfabError | None = None
+
+    @property
+    def caller(self) -> Caller:
+        if self._auth_error is not None:
+            raise self._auth_error
+        assert self._caller is not None, "context built without a caller or an error"
+        return self._caller
+
+    @property
+    def conversations(self) -> Conversations:
+        return self.runtime.conversations

@@ -1,0 +1,55 @@
+"""Maps runtime errors to GraphQL errors with a stable `extensions.code`.
+
+Expected failures (`ConfabError`) keep their message; anything else is logged with
+its traceback and masked, so internals never reach a client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from strawberry.extensions import SchemaExtension
+
+from graphql import GraphQLError
+from runtime.errors import ConfabError
+
+logger = logging.getLogger(__name__)
+
+MASKED_MESSAGE = "Internal server error."
+
+
+def to_graphql_error(error: GraphQLError) -> GraphQLError:
+    original = error.original_error
+    if original is None:
+        if error.extensions and "code" in error.extensions:
+            return error
+        # Parse and validation errors come from graphql-core without an original.
+        return _with_code(error, error.message, "GRAPHQL_VALIDATION_FAILED")
+    if isinstance(original, ConfabError):
+        return _with_code(error, original.message, original.code)
+    if isinstance(original, GraphQLError):
+        return error
+    logger.error("unexpected error in %s", ".".join(map(str, error.path or [])), exc_info=original)
+    return _with_code(error, MASKED_MESSAGE, "INTERNAL")
+
+
+def _with_code(error: GraphQLError, message: str, code: str) -> GraphQLError:
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=None,
+        extensions={**(error.extensions or {}), "code": code},
+    )
+
+
+class DomainErrors(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = [to_graphql_error(error) for error in errors]  # type: ignore[union-attr]

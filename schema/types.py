@@ -1,0 +1,251 @@
+"""GraphQL object types: sessions, threads, messages and their connections."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any
+from uuid import UUID
+
+import strawberry
+from strawberry.scalars import JSON
+
+from runtime.records import MessageRecord, Page, SessionRecord, ThreadRecord
+from schema.cursors import message_cursor, session_cursor
+from schema.pagination import message_window
+
+if TYPE_CHECKING:
+    from schema.context import Context
+
+
+@strawberry.enum
+class TitleSource(Enum):
+    DEFAULT = "default"
+    GENERATED = "generated"
+    USER = "user"
+
+
+@strawberry.enum
+class Role(Enum):
+    USER = "user"
+    ASSISTANT = "assistant"
+    SYSTEM = "system"
+    TOOL = "tool"
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class Message:
+    id: strawberry.ID
+    session_id: strawberry.ID
+    thread_id: strawberry.ID
+    seq: int
+    role: Role
+    content: str
+    tool_calls: JSON | None
+    tool_results: JSON | None
+    is_interrupted: bool
+    created_at: datetime
+    cursor: str
+
+    @classmethod
+    def from_record(cls, record: MessageRecord) -> Message:
+        return cls(
+            id=strawberry.ID(str(record.id)),
+            session_id=strawberry.ID(str(record.session_id)),
+            thread_id=strawberry.ID(str(record.thread_id)),
+            seq=record.seq,
+            role=Role(record.role.value),
+            content=record.content,
+            tool_calls=JSON(record.tool_calls),
+            tool_results=JSON(record.tool_results),
+            is_interrupted=record.is_interrupted,
+            created_at=record.created_at,
+            cursor=message_cursor(record.seq),
+        )
+
+
+@strawberry.type
+class MessageEdge:
+    cursor: str
+    node: Message
+
+
+@strawberry.type
+class MessageConnection:
+    edges: list[MessageEdge]
+    page_info: PageInfo
+
+    @strawberry.field
+    def nodes(self) -> list[Message]:
+        return [edge.node for edge in self.edges]
+
+    @classmethod
+    def from_page(cls, page: Page[MessageRecord]) -> MessageConnection:
+        edges = [
+            MessageEdge(cursor=message_cursor(m.seq), node=Message.from_record(m))
+            for m in page.items
+        ]
+        return cls(edges=edges, page_info=_page_info(page, edges))
+
+
+FirstArg = Annotated[
+    int | None, strawberry.argument(description="Page size from the start, 1-200.")
+]
+LastArg = Annotated[int | None, strawberry.argument(description="Page size from the end, 1-200.")]
+
+
+async def _thread_messages(
+    info: strawberry.Info[Context, None],
+    thread_id: strawberry.ID,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+) -> MessageConnection:
+    window = message_window(first, after, last, before)
+    context = info.context
+    page = await context.conversations.list_messages(context.caller, UUID(thread_id), window)
+    return MessageConnection.from_page(page)
+
+
+@strawberry.type
+class Thread:
+    id: strawberry.ID
+    session_id: strawberry.ID
+    title: str | None
+    is_primary: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_record(cls, record: ThreadRecord) -> Thread:
+        return cls(
+            id=strawberry.ID(str(record.id)),
+            session_id=strawberry.ID(str(record.session_id)),
+            title=record.title,
+            is_primary=record.is_primary,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+        )
+
+    @strawberry.field(description="Messages, oldest first; page with first/after or last/before.")
+    async def messages(
+        self,
+        info: strawberry.Info[Context, None],
+        first: FirstArg = None,
+        after: str | None = None,
+        last: LastArg = None,
+        before: str | None = None,
+    ) -> MessageConnection:
+        return await _thread_messages(info, self.id, first, after, last, before)
+
+
+@strawberry.type
+class Session:
+    id: strawberry.ID
+    app: str
+    title: str = strawberry.field(description='The display title; "New chat" until set.')
+    title_source: TitleSource
+    public_key: str | None
+    user_state: JSON | None
+    state: JSON
+    metadata: JSON
+    model: str | None
+    is_archived: bool
+    is_processing: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    last_active_at: datetime
+    expires_at: datetime | None
+
+    @classmethod
+    def from_record(cls, record: SessionRecord) -> Session:
+        return cls(
+            id=strawberry.ID(str(record.id)),
+            app=record.app,
+            title=record.display_title,
+            title_source=TitleSource(record.title_source.value),
+            public_key=record.public_key,
+            user_state=JSON(record.user_state),
+            state=JSON(record.state),
+            metadata=JSON(record.metadata),
+            model=record.model,
+            is_archived=record.is_archived,
+            is_processing=record.is_processing,
+            version=record.version,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+            last_active_at=record.last_active_at,
+            expires_at=record.expires_at,
+        )
+
+    @strawberry.field(description="All threads, the primary one (id = session id) first.")
+    async def threads(self, info: strawberry.Info[Context, None]) -> list[Thread]:
+        context = info.context
+        records = await context.conversations.list_threads(context.caller, UUID(self.id))
+        return [Thread.from_record(r) for r in sorted(records, key=lambda r: not r.is_primary)]
+
+    @strawberry.field(description="Messages of the primary thread.")
+    async def messages(
+        self,
+        info: strawberry.Info[Context, None],
+        first: FirstArg = None,
+        after: str | None = None,
+        last: LastArg = None,
+        before: str | None = None,
+    ) -> MessageConnection:
+        return await _thread_messages(info, self.id, first, after, last, before)
+
+
+@strawberry.type
+class SessionEdge:
+    cursor: str
+    node: Session
+
+
+@strawberry.type
+class SessionConnection:
+    edges: list[SessionEdge]
+    page_info: PageInfo
+
+    @strawberry.field
+    def nodes(self) -> list[Session]:
+        return [edge.node for edge in self.edges]
+
+    @classmethod
+    def from_page(cls, page: Page[SessionRecord]) -> SessionConnection:
+        edges = [
+            SessionEdge(cursor=session_cursor(s), node=Session.from_record(s)) for s in page.items
+        ]
+        return cls(edges=edges, page_info=_page_info(page, edges))
+
+
+@strawberry.type
+class DeletePayload:
+    id: strawberry.ID
+    deleted: bool = True
+
+
+@strawberry.type
+class AppInfo:
+    name: str
+    display_name: str
+    models: list[str]
+
+
+def _page_info(page: Page[Any], edges: list[MessageEdge] | list[SessionEdge]) -> PageInfo:
+    return PageInfo(
+        has_next_page=page.has_next,
+        has_previous_page=page.has_previous,
+        start_cursor=edges[0].cursor if edges else None,
+        end_cursor=edges[-1].cursor if edges else None,
+    )

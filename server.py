@@ -1,0 +1,214 @@
+"""Confab's entry point: `create_app()` for ASGI servers, and the command line.
+
+python server.py [serve] [--host H] [--port P]   run the server
+python server.py migrate                          apply database migrations
+python server.py keys create --app NAME [--label L]
+python server.py keys list
+python server.py keys revoke PREFIX
+python server.py export-schema [PATH]             write the GraphQL SDL
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from tortoise import Tortoise
+from tortoise.contrib.starlette import RegisterTortoise
+
+from resolvers import confab_schema
+from runtime import keys
+from runtime.apps import AppRegistry
+from runtime.core import Runtime
+from runtime.database import (
+    apply_migrations,
+    forget_compiled_queries,
+    redacted,
+    tortoise_config,
+)
+from runtime.errors import ConfabError
+from schema.view import ConfabGraphQL
+from settings import Settings, SettingsError
+
+logger = logging.getLogger("confab")
+
+SCHEMA_PATH = Path(__file__).parent / "graphql" / "schema.graphql"
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            if settings.migrate_on_startup and ":memory:" not in settings.database_url:
+                await apply_migrations(settings)
+            forget_compiled_queries()
+            await stack.enter_async_context(
+                RegisterTortoise(
+                    app,
+                    config=tortoise_config(settings),
+                    # An in-memory database lives only as long as its connection.
+                    generate_schemas=":memory:" in settings.database_url,
+                )
+            )
+            app.state.runtime = await stack.enter_async_context(Runtime(settings))
+            logger.info("database: %s", redacted(settings.database_url))
+            yield
+
+    graphql_app = ConfabGraphQL(confab_schema(settings))
+    routes = [
+        Route("/graphql", graphql_app, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql_app),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+async def healthz(request: Request) -> Response:
+    """The process is alive (no dependency is checked)."""
+    return PlainTextResponse("OK")
+
+
+async def readyz(request: Request) -> Response:
+    """Ready to serve: every backing service answers."""
+    runtime: Runtime = request.app.state.runtime
+    checks = await runtime.ready()
+    ok = all(value == "ok" for value in checks.values())
+    return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
+
+
+# -- command line ---------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    command = args.command or "serve"
+    if command != "serve":
+        logging.getLogger("tortoise").setLevel(logging.WARNING)
+    if command == "serve":
+        return serve(
+            settings.with_overrides(
+                host=args.host or settings.host, port=args.port or settings.port
+            )
+        )
+    if command == "export-schema":
+        return export_schema(settings, Path(args.path) if args.path else SCHEMA_PATH)
+    try:
+        if command == "migrate":
+            asyncio.run(apply_migrations(settings))
+            print(f"migrated {redacted(settings.database_url)}")
+            return 0
+        return asyncio.run(_keys_command(settings, args))
+    except ConfabError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+
+
+def serve(settings: Settings) -> int:
+    logger.info(
+        "Confab listening on http://%s:%d (database: %s)",
+        settings.host,
+        settings.port,
+        redacted(settings.database_url),
+    )
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        lifespan="on",
+        # SIGTERM: stop accepting, let requests in flight finish, then run shutdown.
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def export_schema(settings: Settings, path: Path) -> int:
+    path.write_text(confab_schema(settings).as_str() + "\n", encoding="utf-8")
+    print(f"wrote {path}")
+    return 0
+
+
+async def _keys_command(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.migrate_on_startup:
+        await apply_migrations(settings)
+    await Tortoise.init(config=tortoise_config(settings))
+    try:
+        await AppRegistry(settings.apps).sync_to_database()
+        if args.keys_command == "create":
+            clear, info = await keys.create_key(args.app, args.label or "")
+            print(clear)
+            print(
+                f"created key {info.prefix} for {', '.join(info.apps)}; "
+                "it is shown only now, store it safely",
+                file=sys.stderr,
+            )
+        elif args.keys_command == "list":
+            print(
+                f"{'PREFIX':<14} {'APPS':<24} {'LABEL':<20} {'CREATED':<20} "
+                f"{'LAST USED':<20} REVOKED"
+            )
+            for info in await keys.list_keys():
+                print(
+                    f"{info.prefix:<14} {','.join(info.apps):<24} {info.label:<20} "
+                    f"{_when(info.created_at):<20} {_when(info.last_used_at):<20} "
+                    f"{_when(info.revoked_at)}"
+                )
+        else:
+            info = await keys.revoke_key(args.prefix)
+            print(f"revoked {info.prefix}")
+    finally:
+        await Tortoise.close_connections()
+    return 0
+
+
+def _when(value: object) -> str:
+    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")  # type: ignore[attr-defined]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="server.py", description="Confab server and tools")
+    parser.add_argument("--host", help="listen address (env CONFAB_HOST, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="listen port (env CONFAB_PORT, default 8000)")
+    commands = parser.add_subparsers(dest="command")
+    serve_parser = commands.add_parser("serve", help="run the server (the default)")
+    serve_parser.add_argument("--host", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    serve_parser.add_argument("--port", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    commands.add_parser("migrate", help="apply database migrations")
+    export = commands.add_parser("export-schema", help="write the GraphQL SDL")
+    export.add_argument("path", nargs="?", help=f"default {SCHEMA_PATH}")
+    keys_parser = commands.add_parser("keys", help="manage app keys")
+    keys_commands = keys_parser.add_subparsers(dest="keys_command", required=True)
+    create = keys_commands.add_parser("create", help="create a key; prints it once")
+    create.add_argument("--app", action="append", required=True, help="app it covers (repeatable)")
+    create.add_argument("--label", help="a note to recognise the key by")
+    keys_commands.add_parser("list", help="list keys (prefix, apps, label, times)")
+    revoke = keys_commands.add_parser("revoke", help="revoke a key by its prefix")
+    revoke.add_argument("prefix")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""Confab's settings: environment variables, plus an optional TOML file for apps.
+
+Every field has an env var and a default; the README lists them all. The TOML
+file (``CONFAB_CONFIG``) describes the apps (tenants) beyond ``default``:
+
+    [apps.mycoindex]
+    display_name = "My Coin Index"
+    session_ttl = 86400          # seconds; 0 keeps sessions forever
+    queue_limit = 16             # queued turns per session
+
+    [apps.mycoindex.model]
+    backend = "builtin"          # or "openai"
+    models = ["builtin"]         # what a session may select; the first is the default
+    system_prompt = "You are helpful."
+
+    [apps.mycoindex.tools]
+    enabled = ["current_time", "calculator"]
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_APP = "default"
+DEFAULT_DATABASE_URL = "sqlite://confab.sqlite3"
+
+
+class SettingsError(ValueError):
+    """A setting or the config file is invalid; the message names the culprit."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backend: str = "builtin"
+    models: tuple[str, ...] = ("builtin",)
+    system_prompt: str = "You are a helpful assistant."
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    name: str
+    display_name: str
+    session_ttl: int = 0
+    queue_limit: int = 16
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tools: tuple[str, ...] = ()
+    custom_tools: Mapping[str, str] = field(default_factory=dict)
+
+
+def default_app() -> AppConfig:
+    return AppConfig(name=DEFAULT_APP, display_name="Default")
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = DEFAULT_DATABASE_URL
+    db_pool_max: int = 20
+    auto_migrate: bool | None = None
+    config_file: str | None = None
+    store: str | None = None
+    log_level: str = "info"
+    session_cache_size: int = 10_000
+    graphql_max_depth: int = 12
+    graphql_max_tokens: int = 2_000
+    graphql_max_aliases: int = 30
+    graphql_cache_size: int = 1_000
+    apps: Mapping[str, AppConfig] = field(default_factory=lambda: {DEFAULT_APP: default_app()})
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def migrate_on_startup(self) -> bool:
+        """Embedded (SQLite) mode migrates itself; PostgreSQL uses `server.py migrate`."""
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        config_file = env.get("CONFAB_CONFIG") or None
+        return cls(
+            host=env.get("CONFAB_HOST", cls.host),
+            port=_int(env, "CONFAB_PORT", cls.port),
+            database_url=normalize_database_url(
+                env.get("DATABASE_URL") or env.get("CONFAB_DATABASE_URL") or DEFAULT_DATABASE_URL
+            ),
+            db_pool_max=_int(env, "CONFAB_DB_POOL_MAX", cls.db_pool_max),
+            auto_migrate=_optional_bool(env, "CONFAB_AUTO_MIGRATE"),
+            config_file=config_file,
+            store=env.get("CONFAB_STORE") or None,
+            log_level=env.get("CONFAB_LOG_LEVEL", cls.log_level).lower(),
+            session_cache_size=_int(env, "CONFAB_SESSION_CACHE_SIZE", cls.session_cache_size),
+            graphql_max_depth=_int(env, "CONFAB_GRAPHQL_MAX_DEPTH", cls.graphql_max_depth),
+            graphql_max_tokens=_int(env, "CONFAB_GRAPHQL_MAX_TOKENS", cls.graphql_max_tokens),
+            graphql_max_aliases=_int(env, "CONFAB_GRAPHQL_MAX_ALIASES", cls.graphql_max_aliases),
+            graphql_cache_size=_int(env, "CONFAB_GRAPHQL_CACHE_SIZE", cls.graphql_cache_size),
+            apps=load_apps(Path(config_file)) if config_file else {DEFAULT_APP: default_app()},
+        )
+
+
+def normalize_database_url(url: str) -> str:
+    """Tortoise spells PostgreSQL `postgres://`; accept the other common spellings."""
+    for alias in ("postgresql+asyncpg://", "postgresql://"):
+        if url.startswith(alias):
+            return "postgres://" + url[len(alias) :]
+    return url
+
+
+def load_apps(path: Path) -> dict[str, AppConfig]:
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"CONFAB_CONFIG: cannot read {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"CONFAB_CONFIG: {path} is not valid TOML: {exc}") from exc
+    apps = {DEFAULT_APP: default_app()}
+    tables = document.get("apps", {})
+    if not isinstance(tables, dict):
+        raise SettingsError("CONFAB_CONFIG: [apps] must be a table of app tables")
+    for name, table in tables.items():
+        apps[name] = _parse_app(name, table)
+    return apps
+
+
+def _parse_app(name: str, table: Any) -> AppConfig:
+    where = f"CONFAB_CONFIG: apps.{name}"
+    if not isinstance(table, dict):
+        raise SettingsError(f"{where} must be a table")
+    if not name.replace("-", "").replace("_", "").isalnum() or len(name) > 64:
+        raise SettingsError(f"{where}: app names are 1-64 letters, digits, '-' or '_'")
+    model_table = table.get("model", {})
+    tools_table = table.get("tools", {})
+    if not isinstance(model_table, dict) or not isinstance(tools_table, dict):
+        raise SettingsError(f"{where}: model and tools must be tables")
+    models = tuple(model_table.get("models", ("builtin",)))
+    if not models or not all(isinstance(m, str) and m for m in models):
+        raise SettingsError(f"{where}.model.models must be a non-empty list of names")
+    model = ModelConfig(
+        backend=str(model_table.get("backend", "builtin")),
+        models=models,
+        system_prompt=str(model_table.get("system_prompt", ModelConfig.system_prompt)),
+        options={
+            k: v for k, v in model_table.items() if k not in {"backend", "models", "system_prompt"}
+        },
+    )
+    ttl = table.get("session_ttl", 0)
+    queue_limit = table.get("queue_limit", 16)
+    if not isinstance(ttl, int) or ttl < 0:
+        raise SettingsError(f"{where}.session_ttl must be a whole number of seconds >= 0")
+    if not isinstance(queue_limit, int) or queue_limit < 1:
+        raise SettingsError(f"{where}.queue_limit must be a whole number >= 1")
+    custom = tools_table.get("custom", {})
+    if not isinstance(custom, dict):
+        raise SettingsError(f"{where}.tools.custom must map tool names to 'module:function'")
+    return AppConfig(
+        name=name,
+        display_name=str(table.get("display_name", name)),
+        session_ttl=ttl,
+        queue_limit=queue_limit,
+        model=model,
+        tools=tuple(tools_table.get("enabled", ())),
+        custom_tools={str(k): str(v) for k, v in custom.items()},
+    )
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _optional_bool(env: Mapping[str, str], name: str) -> bool | None:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")

@@ -1,0 +1,171 @@
+"""Shared fixtures: the app on SQLite and PostgreSQL, called as a client would.
+
+PostgreSQL tests use a database of their own (`confab_test_<pid>`), created and
+dropped here. Where no server answers they skip with the reason, except under
+`CI=true`, where a missing server fails the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from starlette.applications import Starlette
+
+from runtime import keys
+from server import create_app
+from settings import Settings, load_apps
+
+PG_ADMIN_URL = os.environ.get("CONFAB_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+ON_CI = os.environ.get("CI", "").lower() == "true"
+
+APPS_TOML = """
+[apps.alpha]
+display_name = "Alpha"
+session_ttl = 3600
+[apps.alpha.model]
+models = ["builtin", "builtin-large"]
+
+[apps.beta]
+display_name = "Beta"
+"""
+
+
+def unavailable(what: str, reason: str) -> None:
+    """Skip with the reason, or fail under CI where every service must be there."""
+    message = f"{what} is not reachable: {reason}"
+    if ON_CI:
+        pytest.fail(message + " (CI=true: required services must be running)")
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def apps_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("config") / "apps.toml"
+    path.write_text(APPS_TOML)
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    name = f"confab_test_{os.getpid()}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}"'))
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        unavailable("PostgreSQL", str(exc))
+    yield f"postgres://postgres@127.0.0.1:5432/{name}"
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite://{tmp_path / 'confab.sqlite3'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str, apps_file: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        auto_migrate=True,
+        config_file=str(apps_file),
+        apps=load_apps(apps_file),
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    application = create_app(settings)
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://confab.test") as http:
+        yield http
+
+
+class GraphQLClient:
+    """Posts operations to /graphql the way a frontend does."""
+
+    def __init__(self, http: httpx.AsyncClient, key: str | None = None) -> None:
+        self.http = http
+        self.key = key
+
+    def with_key(self, key: str | None) -> GraphQLClient:
+        return GraphQLClient(self.http, key)
+
+    async def raw(self, query: str, **variables: Any) -> dict[str, Any]:
+        headers = {"AOMI-APP-KEY": self.key} if self.key else {}
+        response = await self.http.post(
+            "/graphql", json={"query": query, "variables": variables}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def data(self, query: str, **variables: Any) -> dict[str, Any]:
+        body = await self.raw(query, **variables)
+        assert "errors" not in body, body["errors"]
+        data: dict[str, Any] = body["data"]
+        return data
+
+    async def error(self, query: str, **variables: Any) -> dict[str, Any]:
+        """The single error of a failing operation (message and extensions)."""
+        body = await self.raw(query, **variables)
+        assert body.get("errors"), f"expected an error, got {body}"
+        assert len(body["errors"]) == 1, body["errors"]
+        error: dict[str, Any] = body["errors"][0]
+        return error
+
+
+@pytest.fixture
+def gql(client: httpx.AsyncClient) -> GraphQLClient:
+    return GraphQLClient(client)
+
+
+@pytest.fixture
+async def alpha_key(app: Starlette) -> str:
+    clear, _ = await keys.create_key(["alpha"], "tests")
+    return clear
+
+
+@pytest.fixture
+async def beta_key(app: Starlette) -> str:
+    clear, _ = await keys.create_key(["beta"], "tests")
+    return clear
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def new_wallet() -> str:
+    return "0x" + uuid.uuid4().hex + uuid.uuid4().hex[:8]
