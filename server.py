@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             logger.info("database: %s", redacted(settings.database_url))
             yield
 
-    graphql_app = ConfabGraphQL(confab_schema(settings))
+    graphql_app = ConfabGraphQL(confab_schema(settings), settings)
     routes = [
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql_app),

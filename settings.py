@@ -72,6 +72,12 @@ class Settings:
     graphql_max_tokens: int = 2_000
     graphql_max_aliases: int = 30
     graphql_cache_size: int = 1_000
+    event_bus_url: str = "memory://"
+    event_queue_limit: int = 1_000
+    event_replay_limit: int = 1_000
+    allowed_origins: tuple[str, ...] = ()
+    ws_max_subscriptions: int = 100
+    ws_init_timeout: float = 10.0
     apps: Mapping[str, AppConfig] = field(default_factory=lambda: {DEFAULT_APP: default_app()})
 
     @property
@@ -106,6 +112,16 @@ class Settings:
             graphql_max_tokens=_int(env, "CONFAB_GRAPHQL_MAX_TOKENS", cls.graphql_max_tokens),
             graphql_max_aliases=_int(env, "CONFAB_GRAPHQL_MAX_ALIASES", cls.graphql_max_aliases),
             graphql_cache_size=_int(env, "CONFAB_GRAPHQL_CACHE_SIZE", cls.graphql_cache_size),
+            event_bus_url=env.get("CONFAB_EVENT_BUS") or env.get("REDIS_URL") or cls.event_bus_url,
+            event_queue_limit=_int(env, "CONFAB_EVENT_QUEUE_LIMIT", cls.event_queue_limit),
+            event_replay_limit=_int(env, "CONFAB_EVENT_REPLAY_LIMIT", cls.event_replay_limit),
+            allowed_origins=tuple(
+                origin.strip()
+                for origin in env.get("CONFAB_ALLOWED_ORIGINS", "").split(",")
+                if origin.strip()
+            ),
+            ws_max_subscriptions=_int(env, "CONFAB_WS_MAX_SUBSCRIPTIONS", cls.ws_max_subscriptions),
+            ws_init_timeout=_float(env, "CONFAB_WS_INIT_TIMEOUT", cls.ws_init_timeout),
             apps=load_apps(Path(config_file)) if config_file else {DEFAULT_APP: default_app()},
         )
 
@@ -183,6 +199,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
 
 
 def _optional_bool(env: Mapping[str, str], name: str) -> bool | None:

@@ -6,12 +6,13 @@ import strawberry
 
 from resolvers.mutation import Mutation
 from resolvers.query import Query
+from resolvers.subscription import Subscription
 from schema.build import build_schema
 from settings import Settings
 
 
 def confab_schema(settings: Settings) -> strawberry.Schema:
-    return build_schema(settings, Query, Mutation)
+    return build_schema(settings, Query, Mutation, Subscription)
 
 
-__all__ = ["Mutation", "Query", "confab_schema"]
+__all__ = ["Mutation", "Query", "Subscription", "confab_schema"]

@@ -7,6 +7,7 @@ from strawberry.scalars import JSON
 
 from runtime.validation import uuid_arg
 from schema.context import Context
+from schema.events import SystemEvent
 from schema.types import DeletePayload, Session, Thread
 
 Info = strawberry.Info[Context, None]
@@ -115,6 +116,21 @@ class Mutation:
             context.caller, uuid_arg("sessionId", session_id), user_state
         )
         return Session.from_record(record)
+
+    @strawberry.mutation(description="Store a system notice and publish it (system_notice).")
+    async def post_system_notice(
+        self, info: Info, session_id: strawberry.ID, message: str
+    ) -> SystemEvent:
+        context = info.context
+        record = await context.conversations.post_system_notice(
+            context.caller, uuid_arg("sessionId", session_id), message
+        )
+        return SystemEvent(
+            id=strawberry.ID(str(record.id)),
+            kind=record.kind,
+            payload=JSON(record.payload),
+            created_at=record.created_at,
+        )
 
     @strawberry.mutation(description="Replace the client metadata, or merge keys into it.")
     async def update_metadata(

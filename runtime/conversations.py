@@ -8,7 +8,7 @@ field); ids arrive parsed, because each transport names them differently.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -16,23 +16,37 @@ from uuid import UUID, uuid4
 from runtime import validation
 from runtime.apps import AppRegistry, Caller
 from runtime.clock import utcnow
-from runtime.errors import Conflict, NotFound
+from runtime.errors import Conflict, InvalidInput, NotFound
+from runtime.events import RESYNC_REQUIRED, Event, EventBus
+from runtime.events.envelope import (
+    SESSION_DELETED,
+    SESSION_UPDATED,
+    SYSTEM_NOTICE,
+    TITLE_CHANGED,
+)
 from runtime.records import (
+    JSONObject,
     MessageRecord,
     Page,
     SessionRecord,
+    SystemEventRecord,
     ThreadRecord,
     TitleSource,
 )
 from runtime.sessions import SessionHost
 from runtime.store import MessageWindow, SessionQuery, SessionStore
 
+SYSTEM_MESSAGE_MAX = 4_000
+
 
 class Conversations:
-    def __init__(self, host: SessionHost, store: SessionStore, apps: AppRegistry) -> None:
+    def __init__(
+        self, host: SessionHost, store: SessionStore, apps: AppRegistry, events: EventBus
+    ) -> None:
         self._host = host
         self._store = store
         self._apps = apps
+        self._events = events
 
     # -- sessions ------------------------------------------------------------
 
@@ -80,24 +94,28 @@ class Conversations:
 
     async def rename_session(self, caller: Caller, session_id: UUID, title: str) -> SessionRecord:
         clean = validation.title_arg("title", title)
-        return await self._update(
+        record = await self._update(
             caller, session_id, {"title": clean, "title_source": TitleSource.USER.value}
         )
+        await self._publish(
+            record, TITLE_CHANGED, {"new_title": clean, "source": TitleSource.USER.value}
+        )
+        return record
 
     async def set_archived(self, caller: Caller, session_id: UUID, archived: bool) -> SessionRecord:
-        return await self._update(caller, session_id, {"is_archived": archived})
+        return await self._update_and_announce(caller, session_id, {"is_archived": archived})
 
     async def bind_wallet(
         self, caller: Caller, session_id: UUID, public_key: str | None
     ) -> SessionRecord:
         key = None if public_key is None else validation.public_key_arg("publicKey", public_key)
-        return await self._update(caller, session_id, {"public_key": key})
+        return await self._update_and_announce(caller, session_id, {"public_key": key})
 
     async def update_user_state(
         self, caller: Caller, session_id: UUID, user_state: object | None
     ) -> SessionRecord:
         clean = None if user_state is None else validation.json_object_arg("userState", user_state)
-        return await self._update(caller, session_id, {"user_state": clean})
+        return await self._update_and_announce(caller, session_id, {"user_state": clean})
 
     async def update_metadata(
         self, caller: Caller, session_id: UUID, metadata: object, *, merge: bool = False
@@ -107,12 +125,15 @@ class Conversations:
             current = await self.get_session(caller, session_id)
             combined = {**current.metadata, **changes} if merge else changes
             clean = validation.json_object_arg("metadata", combined)
-            return await self._update(caller, session_id, {"metadata": clean})
+            return await self._update_and_announce(caller, session_id, {"metadata": clean})
 
     async def delete_session(self, caller: Caller, session_id: UUID) -> None:
-        await self.get_session(caller, session_id)
+        record = await self.get_session(caller, session_id)
         if not await self._host.delete(session_id):
             raise NotFound(f"session {session_id} not found")
+        await self._publish(record, SESSION_DELETED, {})
+        # Live subscribers have been told; a later resume finds no log and resyncs.
+        await self._events.forget(session_id)
 
     async def list_sessions(
         self,
@@ -187,6 +208,53 @@ class Conversations:
         await self.get_thread(caller, thread_id)
         return await self._store.list_messages(thread_id, window)
 
+    # -- system events -----------------------------------------------------------
+
+    async def post_system_notice(
+        self, caller: Caller, session_id: UUID, message: str
+    ) -> SystemEventRecord:
+        text = message.strip()
+        if not text:
+            raise InvalidInput("message", "must not be empty")
+        if len(text) > SYSTEM_MESSAGE_MAX:
+            raise InvalidInput("message", f"must be at most {SYSTEM_MESSAGE_MAX} characters")
+        record = await self.get_session(caller, session_id)
+        event = await self._store.add_system_event(session_id, "notice", {"message": text})
+        await self._publish(record, SYSTEM_NOTICE, {"message": text, "event_id": event.id})
+        return event
+
+    async def list_system_events(
+        self, caller: Caller, session_id: UUID, after_id: int = 0, limit: int = 100
+    ) -> list[SystemEventRecord]:
+        await self.get_session(caller, session_id)
+        return await self._store.list_system_events(session_id, after_id, limit)
+
+    # -- live events -----------------------------------------------------------------
+
+    async def watch(
+        self,
+        caller: Caller,
+        session_id: UUID,
+        *,
+        after: int | None = None,
+        types: frozenset[str] | None = None,
+    ) -> AsyncIterator[Event]:
+        """The session's events for this caller, from `after` if given, then live.
+
+        The session may not exist yet (the first chat creates it); one that belongs
+        to another app is not found, and another app's events are never delivered.
+        `resync_required` always passes the type filter: it is never optional.
+        """
+        record = await self._host.get(session_id)
+        if record is not None and record.app != caller.app:
+            raise NotFound(f"session {session_id} not found")
+        async with self._events.subscribe(session_id, after) as subscription:
+            async for event in subscription:
+                if event.type == RESYNC_REQUIRED or (
+                    event.app == caller.app and (types is None or event.type in types)
+                ):
+                    yield event
+
     # -- internals -----------------------------------------------------------
 
     async def _update(
@@ -201,6 +269,18 @@ class Conversations:
         if record is None:
             raise NotFound(f"session {session_id} not found")
         return record
+
+    async def _update_and_announce(
+        self, caller: Caller, session_id: UUID, fields: Mapping[str, Any]
+    ) -> SessionRecord:
+        record = await self._update(caller, session_id, fields)
+        await self._publish(record, SESSION_UPDATED, {"changes": dict(fields)})
+        return record
+
+    async def _publish(self, record: SessionRecord, event_type: str, data: JSONObject) -> None:
+        """After the change is stored: the event log lives as long as the session."""
+        ttl = self._apps.get(record.app).session_ttl
+        await self._events.publish(record.id, record.app, event_type, data, ttl=ttl)
 
     def _expiry(self, app: str, now: datetime) -> datetime | None:
         ttl = self._apps.get(app).session_ttl

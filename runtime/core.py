@@ -12,6 +12,7 @@ from types import TracebackType
 
 from runtime.apps import AppRegistry
 from runtime.conversations import Conversations
+from runtime.events import create_bus
 from runtime.sessions import SessionHost
 from runtime.store import SessionStore
 from runtime.store.tortoise_store import TortoiseStore
@@ -26,10 +27,14 @@ class Runtime:
         self.apps = AppRegistry(settings.apps)
         self.store: SessionStore = store or _make_store(settings.store)
         self.sessions = SessionHost(self.store, settings.session_cache_size)
-        self.conversations = Conversations(self.sessions, self.store, self.apps)
+        self.events = create_bus(
+            settings.event_bus_url, settings.event_queue_limit, settings.event_replay_limit
+        )
+        self.conversations = Conversations(self.sessions, self.store, self.apps, self.events)
 
     async def __aenter__(self) -> Runtime:
         await self.apps.sync_to_database()
+        await self.events.start()
         return self
 
     async def __aexit__(
@@ -38,6 +43,7 @@ class Runtime:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self.events.stop()
         await self.sessions.shutdown()
 
     async def ready(self) -> dict[str, str]:
@@ -48,6 +54,13 @@ class Runtime:
             logger.warning("readiness: database unreachable: %s", exc)
             return {"database": f"unavailable: {type(exc).__name__}"}
         return {"database": "ok"}
+
+    def event_status(self) -> dict[str, object]:
+        """The bus's counters; a Redis outage degrades live events but not the API."""
+        status: dict[str, object] = {"backend": self.settings.event_bus_url.split(":", 1)[0]}
+        status.update(self.events.stats)
+        status["subscribers"] = self.events.subscriber_count()
+        return status
 
 
 def _make_store(import_path: str | None) -> SessionStore:

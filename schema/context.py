@@ -24,6 +24,14 @@ class Context:
     runtime: Runtime
     _caller: Caller | None = None
     _auth_error: ConfabError | None = None
+    # Set by Strawberry from a WebSocket's `connection_init` payload.
+    connection_params: dict[str, object] | None = None
+
+    def authenticated_as(self, caller: Caller) -> None:
+        self._caller, self._auth_error = caller, None
+
+    def failed_auth(self, error: ConfabError) -> None:
+        self._caller, self._auth_error = None, error
 
     @property
     def caller(self) -> Caller:

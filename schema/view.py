@@ -1,32 +1,74 @@
-"""The ASGI GraphQL endpoint: Strawberry's view with Confab's context."""
+"""The ASGI GraphQL endpoint: Strawberry's view with Confab's context and auth.
+
+HTTP requests authenticate from their headers. WebSocket connections may do so from
+the upgrade request's headers or from the `connection_init` payload
+(`{"appKey": "...", "app": "..."}`), which wins; a bad key is refused there
+(graphql-transport-ws closes with 4403, graphql-ws answers `connection_error`).
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.types.unset import UnsetType
 
 from runtime.credentials import app_from_request, key_from_headers
 from runtime.errors import ConfabError
 from schema.context import Context
+from settings import Settings
 
 if TYPE_CHECKING:
+    import strawberry
+
     from runtime.core import Runtime
 
 
 class ConfabGraphQL(GraphQL[Context, None]):
+    def __init__(self, schema: strawberry.Schema, settings: Settings) -> None:
+        super().__init__(
+            schema,
+            connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout),
+            max_subscriptions_per_connection=settings.ws_max_subscriptions,
+            allowed_origins=settings.allowed_origins,
+        )
+
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         runtime: Runtime = request.app.state.runtime
+        context = Context(runtime=runtime)
         try:
-            caller = await runtime.apps.authenticate(
-                key_from_headers(request.headers),
-                app_from_request(request.headers, request.query_params),
+            context.authenticated_as(
+                await runtime.apps.authenticate(
+                    key_from_headers(request.headers),
+                    app_from_request(request.headers, request.query_params),
+                )
             )
         except ConfabError as exc:
-            return Context(runtime=runtime, _auth_error=exc)
-        return Context(runtime=runtime, _caller=caller)
+            context.failed_auth(exc)
+        return context
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        params = context.connection_params or {}
+        key, app = params.get("appKey"), params.get("app")
+        if isinstance(key, str) or isinstance(app, str):
+            try:
+                context.authenticated_as(
+                    await context.runtime.apps.authenticate(
+                        key if isinstance(key, str) else None,
+                        app if isinstance(app, str) else None,
+                    )
+                )
+            except ConfabError as exc:
+                context.failed_auth(exc)
+        try:
+            caller = context.caller
+        except ConfabError as exc:
+            raise ConnectionRejectionError({"code": exc.code, "message": exc.message}) from exc
+        return {"app": caller.app}

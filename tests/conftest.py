@@ -169,3 +169,21 @@ def new_id() -> str:
 
 def new_wallet() -> str:
     return "0x" + uuid.uuid4().hex + uuid.uuid4().hex[:8]
+
+
+REDIS_URL = os.environ.get("CONFAB_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The shared Redis (never restarted by tests: fault tests own their own)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        unavailable("Redis", str(exc))
+    finally:
+        client.close()
+    return REDIS_URL

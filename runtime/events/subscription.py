@@ -1,0 +1,100 @@
+"""One subscriber's view of a session's events: replay, then live, bounded.
+
+Events arrive from two places: the replay log (read once, at subscribe time or after
+a reconnect) and live delivery. Both may carry the same event; ids decide, so the
+subscriber sees each event once and in order. Live events queue up to a bound; a
+subscriber that falls further behind is closed with `SubscriberOverflow` rather
+than slowing the publisher or other subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Iterable
+from uuid import UUID
+
+from runtime.errors import ConfabError
+from runtime.events.envelope import RESYNC_REQUIRED, Event
+
+
+class SubscriberOverflow(ConfabError):
+    code = "SLOW_CONSUMER"
+
+
+class Subscription:
+    def __init__(self, session_id: UUID, queue_limit: int) -> None:
+        self.session_id = session_id
+        self._limit = queue_limit
+        self._replay: deque[Event] = deque()
+        self._live: deque[Event] = deque()
+        self._wakeup = asyncio.Event()
+        self._overflowed = False
+        self._closed = False
+        # Highest id handed to the consumer / highest id queued (for gap filling).
+        self.last_id = 0
+        self.high_water = 0
+        # False when the log could not be read at subscribe time: a later gap fill
+        # cannot know what was missed and tells the subscriber to resync.
+        self.position_known = True
+
+    def replay(self, events: Iterable[Event]) -> None:
+        """Queue events read from the log ahead of anything live."""
+        for event in events:
+            self._replay.append(event)
+            self.high_water = max(self.high_water, event.id)
+        self._wakeup.set()
+
+    def push(self, event: Event) -> None:
+        """Live delivery; never blocks. Overflow closes this subscriber."""
+        if self._overflowed or self._closed:
+            return
+        if len(self._live) >= self._limit:
+            self._overflowed = True
+            self._live.clear()
+        else:
+            self._live.append(event)
+            self.high_water = (
+                event.id if event.type == RESYNC_REQUIRED else max(self.high_water, event.id)
+            )
+        self._wakeup.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._wakeup.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._replay) + len(self._live)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        while True:
+            event = self._next_ready()
+            if event is not None:
+                return event
+            if self._overflowed:
+                raise SubscriberOverflow(
+                    f"subscriber fell more than {self._limit} events behind and was closed; "
+                    "resubscribe with the last cursor to resume"
+                )
+            if self._closed:
+                raise StopAsyncIteration
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    def _next_ready(self) -> Event | None:
+        for queue in (self._replay, self._live):
+            while queue:
+                event = queue.popleft()
+                if event.type == RESYNC_REQUIRED:
+                    # The cursor restarts at the log's head, which may be lower than
+                    # what came before (a Redis that lost its data restarts ids).
+                    self.last_id = event.id
+                    return event
+                if event.id > self.last_id:
+                    self.last_id = event.id
+                    return event
+        return None

@@ -1,0 +1,112 @@
+"""GraphQL types of live events. Every event carries its `cursor` (the event id as a
+string: ids exceed GraphQL's 32-bit Int), which `sessionEvents(after:)` resumes from."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+
+from runtime.errors import InvalidInput
+from runtime.events import Event
+
+
+@strawberry.type(description="Any event of a session, in the bus's envelope.")
+class SessionEvent:
+    cursor: str
+    type: str = strawberry.field(
+        description="title_changed, tool_update, tool_complete, system_notice, message_added, "
+        "message_delta, processing_changed, session_updated, session_deleted, a custom type, "
+        "or resync_required (the cursor could not be resumed: refetch state)."
+    )
+    session_id: strawberry.ID
+    app: str
+    ts: datetime
+    data: JSON
+
+    @classmethod
+    def from_event(cls, event: Event) -> SessionEvent:
+        return cls(
+            cursor=str(event.id),
+            type=event.type,
+            session_id=strawberry.ID(str(event.session_id)),
+            app=event.app,
+            ts=event.ts,
+            data=JSON(event.data),
+        )
+
+
+@strawberry.type
+class TitleChangedEvent:
+    cursor: str
+    session_id: strawberry.ID
+    new_title: str
+    source: str
+    ts: datetime
+
+    @classmethod
+    def from_event(cls, event: Event) -> TitleChangedEvent:
+        return cls(
+            cursor=str(event.id),
+            session_id=strawberry.ID(str(event.session_id)),
+            new_title=event.data["new_title"],
+            source=event.data.get("source", "user"),
+            ts=event.ts,
+        )
+
+
+@strawberry.type(description="A tool run's progress (toolUpdate) or outcome (toolComplete).")
+class ToolEvent:
+    cursor: str
+    session_id: strawberry.ID
+    id: str = strawberry.field(description="This tool run.")
+    call_id: str | None = strawberry.field(description="The model's id for the call.")
+    tool_name: str
+    result: JSON
+
+    ts: datetime
+
+    @classmethod
+    def from_event(cls, event: Event) -> ToolEvent:
+        return cls(
+            cursor=str(event.id),
+            session_id=strawberry.ID(str(event.session_id)),
+            id=str(event.data.get("id", "")),
+            call_id=event.data.get("call_id"),
+            tool_name=str(event.data.get("tool_name", "")),
+            result=JSON(event.data.get("result")),
+            ts=event.ts,
+        )
+
+
+@strawberry.type
+class SystemNoticeEvent:
+    cursor: str
+    session_id: strawberry.ID
+    message: str
+    ts: datetime
+
+    @classmethod
+    def from_event(cls, event: Event) -> SystemNoticeEvent:
+        return cls(
+            cursor=str(event.id),
+            session_id=strawberry.ID(str(event.session_id)),
+            message=str(event.data.get("message", "")),
+            ts=event.ts,
+        )
+
+
+@strawberry.type
+class SystemEvent:
+    id: strawberry.ID
+    kind: str
+    payload: JSON
+    created_at: datetime
+
+
+def parse_event_cursor(field: str, cursor: str) -> int:
+    text = cursor.strip()
+    if not text.isdigit():
+        raise InvalidInput(field, "is not an event cursor (the `cursor` of an earlier event)")
+    return int(text)
