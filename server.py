@@ -86,7 +86,8 @@ async def readyz(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     checks = await runtime.ready()
     ok = all(value == "ok" for value in checks.values())
-    return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
+    body = {"ready": ok, **checks, "events": runtime.event_status()}
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 # -- command line ---------------------------------------------------------------

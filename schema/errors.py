@@ -47,9 +47,19 @@ def _with_code(error: GraphQLError, message: str, code: str) -> GraphQLError:
 
 
 class DomainErrors(SchemaExtension):
+    """Applies `to_graphql_error` to query/mutation results and to each subscription
+    result (converted errors pass through unchanged, so either hook may see them)."""
+
     def on_operation(self) -> Iterator[None]:
         yield
-        result = self.execution_context.result
-        errors = getattr(result, "errors", None)
-        if errors:
-            result.errors = [to_graphql_error(error) for error in errors]  # type: ignore[union-attr]
+        _convert(self.execution_context.result)
+
+    def on_stream_result(self, result: object) -> Iterator[None]:
+        _convert(result)
+        yield
+
+
+def _convert(result: object) -> None:
+    errors = getattr(result, "errors", None)
+    if errors:
+        result.errors = [to_graphql_error(error) for error in errors]  # type: ignore[attr-defined]

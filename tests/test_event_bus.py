@@ -104,9 +104,19 @@ async def test_a_cursor_older_than_the_log_gets_resync_required(bus: EventBus) -
     assert first is not None
     await publish_n(bus, session_id, 60, start=1)  # the log keeps about 20
     async with bus.subscribe(session_id, after=first.id) as subscription:
-        [notice] = await take(subscription, 1)
+        [notice, retained] = await take(subscription, 2)
+        await bus.publish(session_id, "default", "system_notice", {"message": "live"})
+        rest: list[Event] = []
+        while not rest or rest[-1].data["message"] != "live":
+            rest += await take(subscription, 1)
     assert notice.type == RESYNC_REQUIRED
     assert notice.data["code"] == "CURSOR_EXPIRED"
+    # What the log still has follows, from the resync's own cursor on, then live.
+    assert retained.id == notice.id + 1
+    assert [e.id for e in [retained, *rest]] == list(
+        range(retained.id, retained.id + len(rest) + 1)
+    )
+    assert rest[-2].data["message"] == "n60"
 
 
 async def test_a_cursor_the_log_never_had_gets_resync_required(bus: EventBus) -> None:

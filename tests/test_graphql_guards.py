@@ -73,7 +73,11 @@ async def test_healthz_and_readyz(
     assert (await client.get("/healthz")).text == "OK"
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"ready": True, "database": "ok"}
+    body = ready.json()
+    assert body["ready"] is True
+    assert body["database"] == "ok"
+    assert body["events"]["backend"] == "memory"
+    assert body["events"]["subscribers"] == 0
 
     async def down() -> None:
         raise ConnectionRefusedError("no database")

@@ -30,6 +30,11 @@ class LogRead:
     complete: bool
     head: int  # the newest id the log knows (0 when it knows none)
 
+    @property
+    def resume_point(self) -> int:
+        """The cursor just before the first event this read delivers."""
+        return self.events[0].id - 1 if self.events else self.head
+
 
 class EventBus(ABC):
     def __init__(self, queue_limit: int, replay_limit: int) -> None:
@@ -133,12 +138,14 @@ class EventBus(ABC):
         subscription.high_water = max(subscription.high_water, after)
         if not read.complete:
             self.stats["resyncs"] += 1
-            subscription.replay([self._resync_event(subscription.session_id, after, read.head)])
+            subscription.replay([self._resync_event(subscription.session_id, after, read)])
         subscription.replay(read.events)
 
-    def _resync_event(self, session_id: UUID, after: int, head: int) -> Event:
+    def _resync_event(self, session_id: UUID, after: int, read: LogRead) -> Event:
+        """Tells one subscriber its cursor cannot be resumed. Its own id is where the
+        events that follow it continue from, so it is never taken for a duplicate."""
         return Event(
-            id=head,
+            id=read.resume_point,
             type=RESYNC_REQUIRED,
             session_id=session_id,
             app="",

@@ -288,8 +288,8 @@ class RedisEventBus(EventBus):
             for subscription in list(subscriptions):
                 if not subscription.position_known:
                     # Where it stood is unknown (the log was unreadable when it
-                    # subscribed): it must refetch.
-                    head = await self.head(session_id)
+                    # subscribed): it must refetch, then continue from the head.
+                    head = LogRead([], complete=False, head=await self.head(session_id))
                     subscription.push(self._resync_event(session_id, 0, head))
                     subscription.position_known = True
                     self.stats["resyncs"] += 1
@@ -297,9 +297,7 @@ class RedisEventBus(EventBus):
                 read = await self.read_log(session_id, subscription.high_water)
                 if not read.complete:
                     self.stats["resyncs"] += 1
-                    subscription.push(
-                        self._resync_event(session_id, subscription.high_water, read.head)
-                    )
+                    subscription.push(self._resync_event(session_id, subscription.high_water, read))
                 for event in read.events:
                     subscription.push(event)
 
