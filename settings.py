@@ -14,7 +14,8 @@ file (``CONFAB_CONFIG``) describes the apps (tenants) beyond ``default``:
     system_prompt = "You are helpful."
 
     [apps.mycoindex.tools]
-    enabled = ["current_time", "calculator"]
+    enabled = ["current_time", "calculator"]   # built-ins (default: all of them)
+    custom = {lookup = "mypackage.tools:lookup"}  # a Tool made with @tool
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 
 DEFAULT_APP = "default"
 DEFAULT_DATABASE_URL = "sqlite://confab.sqlite3"
+BUILTIN_TOOL_NAMES = ("current_time", "calculator", "wallet_address")
 
 
 class SettingsError(ValueError):
@@ -49,7 +51,7 @@ class AppConfig:
     session_ttl: int = 0
     queue_limit: int = 16
     model: ModelConfig = field(default_factory=ModelConfig)
-    tools: tuple[str, ...] = ()
+    tools: tuple[str, ...] = BUILTIN_TOOL_NAMES
     custom_tools: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -186,7 +188,7 @@ def _parse_app(name: str, table: Any) -> AppConfig:
         session_ttl=ttl,
         queue_limit=queue_limit,
         model=model,
-        tools=tuple(tools_table.get("enabled", ())),
+        tools=tuple(tools_table.get("enabled", BUILTIN_TOOL_NAMES)),
         custom_tools={str(k): str(v) for k, v in custom.items()},
     )
 

@@ -117,6 +117,48 @@ class Mutation:
         )
         return Session.from_record(record)
 
+    @strawberry.mutation(
+        description="Send a user message: stored at once, answered in the background. "
+        "Creates the session if needed. Returns the snapshot (isProcessing: true)."
+    )
+    async def send_message(
+        self,
+        info: Info,
+        session_id: strawberry.ID,
+        content: str,
+        thread_id: strawberry.ID | None = None,
+        user_state: JSON | None = None,
+        public_key: str | None = None,
+    ) -> Session:
+        context = info.context
+        record = await context.runtime.turns.send_message(
+            context.caller,
+            uuid_arg("sessionId", session_id),
+            content,
+            thread_id=None if thread_id is None else uuid_arg("threadId", thread_id),
+            user_state=user_state,
+            public_key=public_key,
+        )
+        return Session.from_record(record)
+
+    @strawberry.mutation(
+        description="Stop the running turn (its partial text is kept) and drop queued ones."
+    )
+    async def interrupt(self, info: Info, session_id: strawberry.ID) -> Session:
+        context = info.context
+        record = await context.runtime.turns.interrupt(
+            context.caller, uuid_arg("sessionId", session_id)
+        )
+        return Session.from_record(record)
+
+    @strawberry.mutation(description="Choose one of the app's models for this session.")
+    async def select_model(self, info: Info, session_id: strawberry.ID, model: str) -> Session:
+        context = info.context
+        record = await context.runtime.turns.select_model(
+            context.caller, uuid_arg("sessionId", session_id), model
+        )
+        return Session.from_record(record)
+
     @strawberry.mutation(description="Store a system notice and publish it (system_notice).")
     async def post_system_notice(
         self, info: Info, session_id: strawberry.ID, message: str
@@ -125,12 +167,7 @@ class Mutation:
         record = await context.conversations.post_system_notice(
             context.caller, uuid_arg("sessionId", session_id), message
         )
-        return SystemEvent(
-            id=strawberry.ID(str(record.id)),
-            kind=record.kind,
-            payload=JSON(record.payload),
-            created_at=record.created_at,
-        )
+        return SystemEvent.from_record(record)
 
     @strawberry.mutation(description="Replace the client metadata, or merge keys into it.")
     async def update_metadata(

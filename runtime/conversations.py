@@ -14,10 +14,11 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from runtime import validation
+from runtime.announcer import Announcer
 from runtime.apps import AppRegistry, Caller
 from runtime.clock import utcnow
 from runtime.errors import Conflict, InvalidInput, NotFound
-from runtime.events import RESYNC_REQUIRED, Event, EventBus
+from runtime.events import RESYNC_REQUIRED, Event
 from runtime.events.envelope import (
     SESSION_DELETED,
     SESSION_UPDATED,
@@ -41,12 +42,13 @@ SYSTEM_MESSAGE_MAX = 4_000
 
 class Conversations:
     def __init__(
-        self, host: SessionHost, store: SessionStore, apps: AppRegistry, events: EventBus
+        self, host: SessionHost, store: SessionStore, apps: AppRegistry, announcer: Announcer
     ) -> None:
         self._host = host
         self._store = store
         self._apps = apps
-        self._events = events
+        self._announcer = announcer
+        self._events = announcer.events
 
     # -- sessions ------------------------------------------------------------
 
@@ -278,9 +280,7 @@ class Conversations:
         return record
 
     async def _publish(self, record: SessionRecord, event_type: str, data: JSONObject) -> None:
-        """After the change is stored: the event log lives as long as the session."""
-        ttl = self._apps.get(record.app).session_ttl
-        await self._events.publish(record.id, record.app, event_type, data, ttl=ttl)
+        await self._announcer.publish(record, event_type, data)
 
     def _expiry(self, app: str, now: datetime) -> datetime | None:
         ttl = self._apps.get(app).session_ttl

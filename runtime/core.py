@@ -10,12 +10,15 @@ import importlib
 import logging
 from types import TracebackType
 
+from runtime.agents.registry import Agents
+from runtime.announcer import Announcer
 from runtime.apps import AppRegistry
 from runtime.conversations import Conversations
 from runtime.events import create_bus
 from runtime.sessions import SessionHost
 from runtime.store import SessionStore
 from runtime.store.tortoise_store import TortoiseStore
+from runtime.turns import Turns
 from settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -30,7 +33,12 @@ class Runtime:
         self.events = create_bus(
             settings.event_bus_url, settings.event_queue_limit, settings.event_replay_limit
         )
-        self.conversations = Conversations(self.sessions, self.store, self.apps, self.events)
+        self.announcer = Announcer(self.events, self.apps)
+        self.conversations = Conversations(self.sessions, self.store, self.apps, self.announcer)
+        self.agents = Agents(settings.apps)
+        self.turns = Turns(
+            self.sessions, self.store, self.apps, self.conversations, self.announcer, self.agents
+        )
 
     async def __aenter__(self) -> Runtime:
         await self.apps.sync_to_database()
@@ -43,6 +51,8 @@ class Runtime:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self.turns.shutdown()
+        await self.agents.aclose()
         await self.events.stop()
         await self.sessions.shutdown()
 

@@ -61,12 +61,18 @@ class SessionHost:
 
     # -- writes --------------------------------------------------------------
 
-    async def update(self, session_id: UUID, fields: Mapping[str, Any]) -> SessionRecord | None:
-        record = await self._store.update_session(session_id, fields)
-        if record is None:
-            self.unload(session_id)
-        else:
+    async def update(
+        self,
+        session_id: UUID,
+        fields: Mapping[str, Any],
+        expect: Mapping[str, Any] | None = None,
+    ) -> SessionRecord | None:
+        """Store `fields` (if the row matches `expect`) and cache the result."""
+        record = await self._store.update_session(session_id, fields, expect)
+        if record is not None:
             self._remember(record)
+        elif expect is None:
+            self.unload(session_id)
         return record
 
     async def delete(self, session_id: UUID) -> bool:

@@ -10,6 +10,7 @@ from strawberry.scalars import JSON
 
 from runtime.errors import InvalidInput
 from runtime.events import Event
+from runtime.records import SystemEventRecord
 
 
 @strawberry.type(description="Any event of a session, in the bus's envelope.")
@@ -97,12 +98,21 @@ class SystemNoticeEvent:
         )
 
 
-@strawberry.type
+@strawberry.type(description="A stored notice, error or inline call of a session.")
 class SystemEvent:
     id: strawberry.ID
-    kind: str
+    kind: str = strawberry.field(description="notice, error or inline_call")
     payload: JSON
     created_at: datetime
+
+    @classmethod
+    def from_record(cls, record: SystemEventRecord) -> SystemEvent:
+        return cls(
+            id=strawberry.ID(str(record.id)),
+            kind=record.kind,
+            payload=JSON(record.payload),
+            created_at=record.created_at,
+        )
 
 
 def parse_event_cursor(field: str, cursor: str) -> int:

@@ -11,7 +11,10 @@ import strawberry
 from strawberry.scalars import JSON
 
 from runtime.records import MessageRecord, Page, SessionRecord, ThreadRecord
+from runtime.turns.streams import StreamingMessage
+from runtime.validation import page_size_arg
 from schema.cursors import message_cursor, session_cursor
+from schema.events import SystemEvent
 from schema.pagination import message_window
 
 if TYPE_CHECKING:
@@ -54,6 +57,26 @@ class Message:
     is_interrupted: bool
     created_at: datetime
     cursor: str
+    is_streaming: bool = strawberry.field(
+        default=False, description="True for the assistant message still being written."
+    )
+
+    @classmethod
+    def from_streaming(cls, streaming: StreamingMessage) -> Message:
+        return cls(
+            id=strawberry.ID(str(streaming.id)),
+            session_id=strawberry.ID(str(streaming.session_id)),
+            thread_id=strawberry.ID(str(streaming.thread_id)),
+            seq=0,
+            role=Role.ASSISTANT,
+            content=streaming.text,
+            tool_calls=None,
+            tool_results=None,
+            is_interrupted=False,
+            created_at=streaming.started_at,
+            cursor="",
+            is_streaming=True,
+        )
 
     @classmethod
     def from_record(cls, record: MessageRecord) -> Message:
@@ -193,6 +216,23 @@ class Session:
         context = info.context
         records = await context.conversations.list_threads(context.caller, UUID(self.id))
         return [Thread.from_record(r) for r in sorted(records, key=lambda r: not r.is_primary)]
+
+    @strawberry.field(
+        description="The assistant message being streamed right now (this replica), if any."
+    )
+    def streaming_message(self, info: strawberry.Info[Context, None]) -> Message | None:
+        streaming = info.context.runtime.turns.streaming(UUID(self.id))
+        return None if streaming is None else Message.from_streaming(streaming)
+
+    @strawberry.field(description="Notices, errors and inline calls, oldest first.")
+    async def system_events(
+        self, info: strawberry.Info[Context, None], after: int = 0, first: int = 100
+    ) -> list[SystemEvent]:
+        context = info.context
+        records = await context.conversations.list_system_events(
+            context.caller, UUID(self.id), after, page_size_arg("first", first)
+        )
+        return [SystemEvent.from_record(r) for r in records]
 
     @strawberry.field(description="Messages of the primary thread.")
     async def messages(

@@ -52,6 +52,7 @@ class NewMessage:
     tool_calls: list[JSONObject] | None = None
     tool_results: list[JSONObject] | None = None
     is_interrupted: bool = False
+    id: UUID | None = None  # chosen by the caller when clients already know it (streaming)
 
 
 class SessionStore(Protocol):
@@ -66,9 +67,13 @@ class SessionStore(Protocol):
         ...
 
     async def update_session(
-        self, session_id: UUID, fields: Mapping[str, Any]
+        self,
+        session_id: UUID,
+        fields: Mapping[str, Any],
+        expect: Mapping[str, Any] | None = None,
     ) -> SessionRecord | None:
-        """Apply `fields`, bump the version and `updated_at`; None if gone."""
+        """Apply `fields`, bump the version and `updated_at`; None if gone or if the
+        row does not match `expect` (a compare-and-set)."""
         ...
 
     async def delete_session(self, session_id: UUID) -> bool: ...

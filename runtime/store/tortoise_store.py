@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
@@ -65,11 +65,14 @@ class TortoiseStore:
         return _session(row), True
 
     async def update_session(
-        self, session_id: UUID, fields: Mapping[str, Any]
+        self,
+        session_id: UUID,
+        fields: Mapping[str, Any],
+        expect: Mapping[str, Any] | None = None,
     ) -> SessionRecord | None:
         async with in_transaction() as conn:
             updated = await (
-                Session.filter(id=session_id)
+                Session.filter(id=session_id, **(expect or {}))
                 .using_db(conn)
                 .update(**fields, version=F("version") + 1, updated_at=utcnow())
             )
@@ -141,6 +144,7 @@ class TortoiseStore:
             thread = await Thread.get(id=message.thread_id, using_db=conn)
             row = await Message.create(
                 using_db=conn,
+                id=message.id or uuid4(),
                 session_id=message.session_id,
                 thread_id=message.thread_id,
                 seq=thread.next_seq - 1,

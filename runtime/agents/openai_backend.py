@@ -1,0 +1,211 @@
+"""`openai`: any OpenAI-compatible Chat Completions endpoint, streamed, with tools.
+
+Config (per app, `[apps.NAME.model]`): `base_url`, `api_key_env` (the name of the
+environment variable holding the key), `timeout` (seconds without data before
+the call fails), `max_retries` and `retry_backoff` (429, 5xx and connection
+failures are retried with exponential backoff before anything was streamed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from runtime.agents.protocol import (
+    INVALID_ARGUMENTS,
+    ModelError,
+    ModelRequest,
+    TextDelta,
+    ToolCall,
+)
+
+logger = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+TITLE_PROMPT = (
+    "Write a title of at most six words for a conversation that starts like this. "
+    "Answer with the title only, no quotes."
+)
+
+
+@dataclass
+class _PartialCall:
+    call_id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+class OpenAIBackend:
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        base_url = options.get("base_url")
+        if not isinstance(base_url, str) or not base_url:
+            raise ValueError("the openai backend needs model.base_url")
+        key_env = options.get("api_key_env")
+        api_key = os.environ.get(str(key_env), "") if key_env else ""
+        self.timeout = float(options.get("timeout", 30))
+        self.max_retries = int(options.get("max_retries", 2))
+        self.retry_backoff = float(options.get("retry_backoff", 0.5))
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"), headers=headers, timeout=httpx.Timeout(self.timeout)
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[TextDelta | ToolCall]:
+        body: dict[str, Any] = {
+            "model": request.model,
+            "messages": request.messages,
+            "stream": True,
+        }
+        if request.tools:
+            body["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": t.parameters,
+                    },
+                }
+                for t in request.tools
+            ]
+        calls: dict[int, _PartialCall] = {}
+        async with self._open_stream(body) as response:
+            try:
+                async for line in response.aiter_lines():
+                    payload = _data(line)
+                    if payload is None:
+                        continue
+                    if payload == "[DONE]":
+                        break
+                    for chunk in _parse_chunk(payload, calls):
+                        yield chunk
+            except httpx.TimeoutException:
+                raise ModelError(f"the model sent nothing for {self.timeout:g}s") from None
+            except httpx.HTTPError as exc:
+                raise ModelError(f"the model stream broke: {exc}") from None
+        for index in sorted(calls):
+            yield _finish_call(calls[index], index)
+
+    def _open_stream(self, body: dict[str, Any]) -> _RetryingStream:
+        return _RetryingStream(self, body)
+
+    async def title(self, model: str, user_text: str, answer_text: str) -> str:
+        body = {
+            "model": model,
+            "messages": [
+                {"role": "system", "content": TITLE_PROMPT},
+                {"role": "user", "content": user_text[:2000]},
+                {"role": "assistant", "content": answer_text[:2000]},
+            ],
+            "stream": False,
+        }
+        try:
+            response = await self._client.post("/chat/completions", json=body)
+            response.raise_for_status()
+            text = response.json()["choices"][0]["message"]["content"]
+        except (httpx.HTTPError, KeyError, IndexError, ValueError) as exc:
+            raise ModelError(f"title generation failed: {exc}") from None
+        return str(text).strip().strip("\"'").strip()[:200]
+
+
+class _RetryingStream:
+    """Opens the streaming response, retrying what is worth retrying."""
+
+    def __init__(self, backend: OpenAIBackend, body: dict[str, Any]) -> None:
+        self.backend = backend
+        self.body = body
+        self._response: httpx.Response | None = None
+
+    async def __aenter__(self) -> httpx.Response:
+        backend = self.backend
+        for attempt in range(backend.max_retries + 1):
+            last = attempt == backend.max_retries
+            try:
+                request = backend._client.build_request("POST", "/chat/completions", json=self.body)
+                response = await backend._client.send(request, stream=True)
+            except httpx.TimeoutException:
+                if last:
+                    raise ModelError(
+                        f"the model did not answer within {backend.timeout:g}s"
+                    ) from None
+                await self._sleep(attempt, None)
+                continue
+            except httpx.HTTPError as exc:
+                if last:
+                    raise ModelError(f"cannot reach the model: {exc}") from None
+                await self._sleep(attempt, None)
+                continue
+            if response.status_code < 400:
+                self._response = response
+                return response
+            detail = (await response.aread()).decode(errors="replace")[:300]
+            await response.aclose()
+            if response.status_code not in RETRYABLE_STATUS or last:
+                raise ModelError(f"the model answered HTTP {response.status_code}: {detail}")
+            logger.info("model answered %s; retrying", response.status_code)
+            await self._sleep(attempt, response.headers.get("retry-after"))
+        raise ModelError("unreachable")  # the loop returns or raises
+
+    async def _sleep(self, attempt: int, retry_after: str | None) -> None:
+        delay = self.backend.retry_backoff * (2**attempt)
+        if retry_after is not None:
+            with contextlib.suppress(ValueError):
+                delay = min(float(retry_after), 30.0)
+        await asyncio.sleep(delay)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._response is not None:
+            await self._response.aclose()
+
+
+def _data(line: str) -> str | None:
+    line = line.strip()
+    if not line.startswith("data:"):
+        return None
+    return line[len("data:") :].strip()
+
+
+def _parse_chunk(payload: str, calls: dict[int, _PartialCall]) -> list[TextDelta]:
+    try:
+        chunk = json.loads(payload)
+    except json.JSONDecodeError:
+        raise ModelError(f"the model sent invalid JSON: {payload[:100]}") from None
+    if "error" in chunk:
+        raise ModelError(f"the model reported an error: {chunk['error']}")
+    texts: list[TextDelta] = []
+    for choice in chunk.get("choices") or []:
+        delta = choice.get("delta") or {}
+        if delta.get("content"):
+            texts.append(TextDelta(delta["content"]))
+        for part in delta.get("tool_calls") or []:
+            partial = calls.setdefault(int(part.get("index", 0)), _PartialCall())
+            partial.call_id = part.get("id") or partial.call_id
+            function = part.get("function") or {}
+            partial.name = function.get("name") or partial.name
+            if function.get("arguments"):
+                partial.arguments.append(function["arguments"])
+    return texts
+
+
+def _finish_call(partial: _PartialCall, index: int) -> ToolCall:
+    raw = "".join(partial.arguments) or "{}"
+    try:
+        arguments = json.loads(raw)
+    except json.JSONDecodeError:
+        arguments = {INVALID_ARGUMENTS: raw}
+    if not isinstance(arguments, dict):
+        arguments = {INVALID_ARGUMENTS: raw}
+    return ToolCall(
+        call_id=partial.call_id or f"call_{index}", name=partial.name, arguments=arguments
+    )

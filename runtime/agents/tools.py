@@ -1,0 +1,128 @@
+"""Tools the assistant may call: named async functions with a JSON schema for their
+arguments, registered per app. A tool's failure is a result, never an exception
+that escapes into the turn."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from runtime.agents.protocol import INVALID_ARGUMENTS, ToolSpec
+from runtime.records import SessionRecord
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class ToolContext:
+    """What a tool may know and do: the session (and its wallet), and report progress."""
+
+    session: SessionRecord
+    report: Callable[[dict[str, Any]], Awaitable[None]]
+
+
+ToolFunction = Callable[[dict[str, Any], ToolContext], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    run: ToolFunction
+    timeout: float | None = None
+
+    @property
+    def spec(self) -> ToolSpec:
+        return ToolSpec(self.name, self.description, self.parameters)
+
+
+def tool(
+    name: str, description: str, parameters: dict[str, Any], timeout: float | None = None
+) -> Callable[[ToolFunction], Tool]:
+    """Decorator: `@tool("lookup", "Looks things up", {...schema...})` on an async
+    `(arguments, context) -> result` function makes it a `Tool`."""
+
+    def wrap(function: ToolFunction) -> Tool:
+        Draft202012Validator.check_schema(parameters)
+        return Tool(name, description, parameters, function, timeout)
+
+    return wrap
+
+
+class ToolError(Exception):
+    """Raised by a tool to report a failure in its own words."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOutcome:
+    result: Any = None
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"error": self.error} if self.error is not None else {"result": self.result}
+
+
+async def run_tool(
+    found: Tool | None,
+    name: str,
+    arguments: dict[str, Any],
+    context: ToolContext,
+    default_timeout: float,
+) -> ToolOutcome:
+    """Validate, run with a timeout, and turn every failure into an outcome."""
+    if found is None:
+        return ToolOutcome(error=f"unknown tool {name!r}")
+    if INVALID_ARGUMENTS in arguments:
+        return ToolOutcome(
+            error=f"arguments are not a JSON object: {arguments[INVALID_ARGUMENTS]!r:.80}"
+        )
+    problems = sorted(
+        Draft202012Validator(found.parameters).iter_errors(arguments), key=lambda e: e.path
+    )
+    if problems:
+        where = ".".join(str(p) for p in problems[0].absolute_path) or "arguments"
+        return ToolOutcome(error=f"invalid arguments: {where}: {problems[0].message}")
+    timeout = found.timeout if found.timeout is not None else default_timeout
+    try:
+        result = await asyncio.wait_for(found.run(arguments, context), timeout)
+    except TimeoutError:
+        return ToolOutcome(error=f"timed out after {timeout:g}s")
+    except ToolError as exc:
+        return ToolOutcome(error=str(exc))
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        logger.exception("tool %s failed", name)
+        return ToolOutcome(error=f"{type(exc).__name__}: {exc}")
+    return ToolOutcome(result=result)
+
+
+def load_tools(enabled: tuple[str, ...], custom: Mapping[str, str]) -> dict[str, Tool]:
+    """An app's tools: the enabled built-ins plus custom ones by `module:attribute`."""
+    from runtime.agents.builtin_tools import BUILTIN_TOOLS
+
+    tools: dict[str, Tool] = {}
+    for name in enabled:
+        if name not in BUILTIN_TOOLS:
+            raise ValueError(f"unknown built-in tool {name!r}")
+        tools[name] = BUILTIN_TOOLS[name]
+    for name, path in custom.items():
+        module_name, _, attribute = path.partition(":")
+        found = getattr(importlib.import_module(module_name), attribute, None)
+        if not isinstance(found, Tool):
+            raise ValueError(f"tool {name!r}: {path} is not a Tool (use the @tool decorator)")
+        tools[name] = (
+            found
+            if found.name == name
+            else Tool(name, found.description, found.parameters, found.run, found.timeout)
+        )
+    return tools

@@ -1,0 +1,290 @@
+"""One turn: the model streams, tools run, the model continues until it answers.
+
+Every step is stored before it is announced: the assistant's tool calls, each
+tool's result, the final answer. Text is published as `message_delta` while it
+streams (and visible in snapshots); a model failure ends the turn with a
+`SystemError` system event and a `system_notice`; an interrupt keeps the partial
+text, marked interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID, uuid4
+
+from runtime.agents.protocol import ModelError, ModelRequest, TextDelta, ToolCall
+from runtime.agents.registry import Agents, AppAgent
+from runtime.agents.tools import ToolContext, ToolOutcome, run_tool
+from runtime.announcer import Announcer
+from runtime.events.envelope import (
+    MESSAGE_ADDED,
+    MESSAGE_DELTA,
+    SYSTEM_NOTICE,
+    TOOL_COMPLETE,
+    TOOL_UPDATE,
+)
+from runtime.records import MessageRecord, Role, SessionRecord
+from runtime.sessions import SessionHost
+from runtime.store import MessageWindow, NewMessage, SessionStore
+from runtime.turns.history import HISTORY_WINDOW, to_model_messages
+from runtime.turns.streams import StreamingMessage, Streams
+
+logger = logging.getLogger(__name__)
+
+MAX_TOOL_ROUNDS = 8
+INTERRUPTION = {"type": "user_request", "kind": "Interruption", "payload": "Interrupted by user"}
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    session_id: UUID
+    thread_id: UUID
+    app: str
+
+
+class TurnRunner:
+    def __init__(
+        self,
+        host: SessionHost,
+        store: SessionStore,
+        agents: Agents,
+        announcer: Announcer,
+        streams: Streams,
+    ) -> None:
+        self._host = host
+        self._store = store
+        self._agents = agents
+        self._announcer = announcer
+        self._streams = streams
+
+    async def run(self, turn: Turn) -> None:
+        session = await self._host.get(turn.session_id)
+        if session is None:  # deleted while queued
+            return
+        agent = self._agents.for_app(turn.app)
+        model = session.model or agent.default_model
+        history = await self._store.list_messages(
+            turn.thread_id, MessageWindow(limit=HISTORY_WINDOW, from_end=True)
+        )
+        messages = to_model_messages(agent.config.model.system_prompt, history.items)
+        specs = [t.spec for t in agent.tools.values()]
+        for _ in range(MAX_TOOL_ROUNDS):
+            streaming = self._streams.start(turn.session_id, turn.thread_id)
+            try:
+                calls = await self._stream(
+                    agent, session, streaming, ModelRequest(model, messages, specs)
+                )
+            except (ModelError, TimeoutError) as exc:
+                await self._fail(session, streaming, exc, agent)
+                return
+            except asyncio.CancelledError:
+                await self._interrupted(session, streaming)
+                raise
+            finally:
+                self._streams.end(streaming)
+            if not calls:
+                await self._add(
+                    session, streaming.id, turn.thread_id, Role.ASSISTANT, streaming.text
+                )
+                return
+            messages += await self._run_tools(agent, session, turn.thread_id, streaming, calls)
+        await self._note(session, "error", "the assistant kept calling tools; the turn was stopped")
+
+    async def _stream(
+        self,
+        agent: AppAgent,
+        session: SessionRecord,
+        streaming: StreamingMessage,
+        request: ModelRequest,
+    ) -> list[ToolCall]:
+        calls: list[ToolCall] = []
+        async with asyncio.timeout(agent.model_timeout):
+            async for chunk in agent.backend.stream(request):
+                if isinstance(chunk, TextDelta):
+                    streaming.parts.append(chunk.text)
+                    await self._announcer.publish(
+                        session,
+                        MESSAGE_DELTA,
+                        {
+                            "message_id": str(streaming.id),
+                            "thread_id": str(streaming.thread_id),
+                            "delta": chunk.text,
+                        },
+                    )
+                else:
+                    calls.append(chunk)
+        return calls
+
+    async def _run_tools(
+        self,
+        agent: AppAgent,
+        session: SessionRecord,
+        thread_id: UUID,
+        streaming: StreamingMessage,
+        calls: list[ToolCall],
+    ) -> list[dict[str, Any]]:
+        """Store the calls, run them in parallel, store each result; returns the
+        messages that continue the model's conversation."""
+        stored_calls = [
+            {"call_id": c.call_id, "tool_name": c.name, "arguments": c.arguments} for c in calls
+        ]
+        await self._add(
+            session,
+            streaming.id,
+            thread_id,
+            Role.ASSISTANT,
+            streaming.text,
+            tool_calls=stored_calls,
+        )
+        outcomes = await asyncio.gather(*(self._run_tool(agent, session, c) for c in calls))
+        continuation: list[dict[str, Any]] = [
+            {
+                "role": "assistant",
+                "content": streaming.text or None,
+                "tool_calls": [
+                    {
+                        "id": c.call_id,
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+                    }
+                    for c in calls
+                ],
+            }
+        ]
+        for call, outcome in zip(calls, outcomes, strict=True):
+            content = json.dumps(outcome.as_json())
+            await self._add(
+                session,
+                uuid4(),
+                thread_id,
+                Role.TOOL,
+                content,
+                tool_results=[
+                    {"call_id": call.call_id, "tool_name": call.name, **outcome.as_json()}
+                ],
+            )
+            continuation.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": call.call_id,
+                    "name": call.name,
+                    "content": content,
+                }
+            )
+        return continuation
+
+    async def _run_tool(
+        self, agent: AppAgent, session: SessionRecord, call: ToolCall
+    ) -> ToolOutcome:
+        run_id = str(uuid4())
+        base = {"id": run_id, "call_id": call.call_id, "tool_name": call.name}
+
+        async def report(progress: dict[str, Any]) -> None:
+            await self._announcer.publish(
+                session,
+                TOOL_UPDATE,
+                {**base, "result": {"status": "running", "progress": progress}},
+            )
+
+        await self._announcer.publish(
+            session,
+            TOOL_UPDATE,
+            {**base, "result": {"status": "running", "arguments": call.arguments}},
+        )
+        outcome = await run_tool(
+            agent.tools.get(call.name),
+            call.name,
+            call.arguments,
+            ToolContext(session=session, report=report),
+            agent.tool_timeout,
+        )
+        result = {"error": outcome.error} if outcome.error is not None else outcome.result
+        await self._announcer.publish(session, TOOL_COMPLETE, {**base, "result": result})
+        return outcome
+
+    async def _add(
+        self,
+        session: SessionRecord,
+        message_id: UUID,
+        thread_id: UUID,
+        role: Role,
+        content: str,
+        *,
+        tool_calls: list[dict[str, Any]] | None = None,
+        tool_results: list[dict[str, Any]] | None = None,
+        is_interrupted: bool = False,
+    ) -> MessageRecord:
+        message, updated = await self._store.append_message(
+            NewMessage(
+                session_id=session.id,
+                thread_id=thread_id,
+                role=role,
+                content=content,
+                tool_calls=tool_calls,
+                tool_results=tool_results,
+                is_interrupted=is_interrupted,
+                id=message_id,
+            )
+        )
+        self._host.refresh(updated)
+        await self._announcer.publish(session, MESSAGE_ADDED, {"message": message_json(message)})
+        return message
+
+    async def _fail(
+        self, session: SessionRecord, streaming: StreamingMessage, error: Exception, agent: AppAgent
+    ) -> None:
+        reason = str(error) or f"the model did not answer within {agent.model_timeout:g}s"
+        logger.warning("turn of session %s failed: %s", session.id, reason)
+        if streaming.text:
+            await self._add(
+                session,
+                streaming.id,
+                streaming.thread_id,
+                Role.ASSISTANT,
+                streaming.text,
+                is_interrupted=True,
+            )
+        await self._note(session, "error", f"The assistant failed: {reason}")
+
+    async def _interrupted(self, session: SessionRecord, streaming: StreamingMessage) -> None:
+        # Shielded: the turn is being cancelled, but what it produced must be kept.
+        await asyncio.shield(self._record_interruption(session, streaming))
+
+    async def _record_interruption(
+        self, session: SessionRecord, streaming: StreamingMessage
+    ) -> None:
+        if streaming.text:
+            await self._add(
+                session,
+                streaming.id,
+                streaming.thread_id,
+                Role.ASSISTANT,
+                streaming.text,
+                is_interrupted=True,
+            )
+        await self._store.add_system_event(session.id, "inline_call", dict(INTERRUPTION))
+        await self._announcer.publish(session, SYSTEM_NOTICE, {"message": INTERRUPTION["payload"]})
+
+    async def _note(self, session: SessionRecord, kind: str, message: str) -> None:
+        event = await self._store.add_system_event(session.id, kind, {"message": message})
+        await self._announcer.publish(
+            session, SYSTEM_NOTICE, {"message": message, "event_id": event.id, "kind": kind}
+        )
+
+
+def message_json(message: MessageRecord) -> dict[str, Any]:
+    return {
+        "id": str(message.id),
+        "thread_id": str(message.thread_id),
+        "seq": message.seq,
+        "role": message.role.value,
+        "content": message.content,
+        "tool_calls": message.tool_calls,
+        "tool_results": message.tool_results,
+        "is_interrupted": message.is_interrupted,
+        "created_at": message.created_at.isoformat(),
+    }

@@ -1,0 +1,115 @@
+"""Runs each session's turns one at a time, in arrival order.
+
+A session has a bounded queue and, while it has work, one worker task. Each turn
+runs as its own task so an interrupt can cancel it without killing the worker.
+`is_processing` is set when a turn is accepted and cleared when the queue drains;
+both happen under the session's lock so a turn accepted just as the worker
+finishes is never stranded. The after-turn job (titling) runs before processing
+ends, so a client that stops listening when it does has already seen the title.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from runtime.errors import QueueFull
+from runtime.sessions import SessionHost
+from runtime.turns.runner import Turn, TurnRunner
+
+logger = logging.getLogger(__name__)
+
+AFTER_TURN_TIMEOUT = 15.0
+
+
+@dataclass
+class _SessionWork:
+    queue: deque[Turn] = field(default_factory=deque)
+    worker: asyncio.Task[None] | None = None
+    current: asyncio.Task[None] | None = None
+
+
+class TurnScheduler:
+    def __init__(
+        self,
+        host: SessionHost,
+        runner: TurnRunner,
+        set_processing: Callable[[UUID, bool], Awaitable[None]],
+        after_turn: Callable[[UUID], Awaitable[None]],
+    ) -> None:
+        self._host = host
+        self._runner = runner
+        self._set_processing = set_processing
+        self._after_turn = after_turn
+        self._work: dict[UUID, _SessionWork] = {}
+
+    def check_capacity(self, session_id: UUID, limit: int) -> None:
+        work = self._work.get(session_id)
+        if work is not None and len(work.queue) >= limit:
+            raise QueueFull(f"{limit} messages are already waiting for this session; try later")
+
+    async def submit(self, turn: Turn, limit: int) -> None:
+        """Queue the turn (the caller holds the session lock and has stored the message)."""
+        self.check_capacity(turn.session_id, limit)
+        work = self._work.setdefault(turn.session_id, _SessionWork())
+        work.queue.append(turn)
+        if work.worker is None:
+            await self._set_processing(turn.session_id, True)
+            work.worker = asyncio.create_task(self._drain(turn.session_id, work))
+
+    def is_busy(self, session_id: UUID) -> bool:
+        return session_id in self._work
+
+    async def interrupt(self, session_id: UUID) -> bool:
+        """Cancel the running turn and drop the queued ones; False if idle."""
+        work = self._work.get(session_id)
+        if work is None:
+            return False
+        work.queue.clear()
+        if work.current is not None:
+            work.current.cancel()
+        if work.worker is not None:
+            await asyncio.wait({work.worker})
+        return True
+
+    async def _drain(self, session_id: UUID, work: _SessionWork) -> None:
+        while True:
+            async with self._host.lock(session_id):
+                if not work.queue:
+                    del self._work[session_id]
+                    await self._set_processing(session_id, False)
+                    return
+                turn = work.queue.popleft()
+            work.current = asyncio.create_task(self._runner.run(turn))
+            await asyncio.wait({work.current})
+            if not work.current.cancelled() and work.current.exception() is not None:
+                logger.error(
+                    "turn of session %s crashed", session_id, exc_info=work.current.exception()
+                )
+            interrupted = work.current.cancelled()
+            work.current = None
+            if not interrupted:
+                await self._after(session_id)
+
+    async def _after(self, session_id: UUID) -> None:
+        try:
+            async with asyncio.timeout(AFTER_TURN_TIMEOUT):
+                await self._after_turn(session_id)
+        except Exception:
+            logger.exception("after-turn job of session %s failed", session_id)
+
+    async def shutdown(self) -> None:
+        for work in list(self._work.values()):
+            work.queue.clear()
+            for task in (work.current, work.worker):
+                if task is not None:
+                    task.cancel()
+        tasks = [t for w in self._work.values() for t in (w.current, w.worker) if t is not None]
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

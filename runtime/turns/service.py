@@ -1,0 +1,120 @@
+"""Turns: the operations behind `sendMessage`, `interrupt` and `selectModel`."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from runtime.agents.registry import Agents
+from runtime.announcer import Announcer
+from runtime.apps import AppRegistry, Caller
+from runtime.conversations import Conversations
+from runtime.errors import InvalidInput, NotFound
+from runtime.events.envelope import MESSAGE_ADDED, PROCESSING_CHANGED
+from runtime.records import Role, SessionRecord
+from runtime.sessions import SessionHost
+from runtime.store import NewMessage, SessionStore
+from runtime.turns.runner import Turn, TurnRunner, message_json
+from runtime.turns.scheduler import TurnScheduler
+from runtime.turns.streams import StreamingMessage, Streams
+from runtime.turns.titles import Titler
+
+MESSAGE_MAX_BYTES = 32 * 1024
+
+
+class MessageTooLarge(InvalidInput):
+    """Separate so REST can answer 413; GraphQL reports INVALID_INPUT."""
+
+
+def message_content(field: str, content: str) -> str:
+    text = content.strip()
+    if not text:
+        raise InvalidInput(field, "must not be empty")
+    size = len(text.encode())
+    if size > MESSAGE_MAX_BYTES:
+        raise MessageTooLarge(field, f"must be at most {MESSAGE_MAX_BYTES} bytes, got {size}")
+    return text
+
+
+class Turns:
+    def __init__(
+        self,
+        host: SessionHost,
+        store: SessionStore,
+        apps: AppRegistry,
+        conversations: Conversations,
+        announcer: Announcer,
+        agents: Agents,
+    ) -> None:
+        self._host = host
+        self._store = store
+        self._apps = apps
+        self._conversations = conversations
+        self._announcer = announcer
+        self._agents = agents
+        self.streams = Streams()
+        runner = TurnRunner(host, store, agents, announcer, self.streams)
+        titler = Titler(host, store, agents, announcer)
+        self._scheduler = TurnScheduler(
+            host, runner, self._set_processing, titler.title_if_untitled
+        )
+
+    async def send_message(
+        self,
+        caller: Caller,
+        session_id: UUID,
+        content: str,
+        *,
+        thread_id: UUID | None = None,
+        user_state: object | None = None,
+        public_key: str | None = None,
+    ) -> SessionRecord:
+        """Store the user's message and queue the assistant's turn; returns at once."""
+        text = message_content("content", content)
+        record, _ = await self._conversations.create_session(caller, session_id)
+        if user_state is not None:
+            record = await self._conversations.update_user_state(caller, session_id, user_state)
+        if public_key is not None and public_key != record.public_key:
+            record = await self._conversations.bind_wallet(caller, session_id, public_key)
+        target = session_id if thread_id is None else thread_id
+        if thread_id is not None:
+            thread = await self._conversations.get_thread(caller, thread_id)
+            if thread.session_id != session_id:
+                raise NotFound(f"thread {thread_id} not found in session {session_id}")
+        limit = self._apps.get(caller.app).queue_limit
+        async with self._host.lock(session_id):
+            self._scheduler.check_capacity(session_id, limit)
+            message, record = await self._store.append_message(
+                NewMessage(session_id=session_id, thread_id=target, role=Role.USER, content=text)
+            )
+            self._host.refresh(record)
+            await self._announcer.publish(record, MESSAGE_ADDED, {"message": message_json(message)})
+            await self._scheduler.submit(Turn(session_id, target, caller.app), limit)
+        current = await self._host.get(session_id)
+        return current or record
+
+    async def interrupt(self, caller: Caller, session_id: UUID) -> SessionRecord:
+        """Cancel the running turn (keeping its partial text) and drop queued ones."""
+        await self._conversations.get_session(caller, session_id)
+        await self._scheduler.interrupt(session_id)
+        return await self._conversations.get_session(caller, session_id)
+
+    async def select_model(self, caller: Caller, session_id: UUID, model: str) -> SessionRecord:
+        allowed = self._apps.get(caller.app).model.models
+        if model not in allowed:
+            raise InvalidInput("model", f"unknown model {model!r}; this app offers {list(allowed)}")
+        await self._conversations.get_session(caller, session_id)
+        record = await self._host.update(session_id, {"model": model})
+        if record is None:
+            raise NotFound(f"session {session_id} not found")
+        return record
+
+    def streaming(self, session_id: UUID) -> StreamingMessage | None:
+        return self.streams.get(session_id)
+
+    async def shutdown(self) -> None:
+        await self._scheduler.shutdown()
+
+    async def _set_processing(self, session_id: UUID, processing: bool) -> None:
+        record = await self._host.update(session_id, {"is_processing": processing})
+        if record is not None:
+            await self._announcer.publish(record, PROCESSING_CHANGED, {"is_processing": processing})
