@@ -80,6 +80,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     ws_max_subscriptions: int = 100
     ws_init_timeout: float = 10.0
+    key_cache_ttl: float = 2.0
     apps: Mapping[str, AppConfig] = field(default_factory=lambda: {DEFAULT_APP: default_app()})
 
     @property
@@ -124,6 +125,7 @@ class Settings:
             ),
             ws_max_subscriptions=_int(env, "CONFAB_WS_MAX_SUBSCRIPTIONS", cls.ws_max_subscriptions),
             ws_init_timeout=_float(env, "CONFAB_WS_INIT_TIMEOUT", cls.ws_init_timeout),
+            key_cache_ttl=_float(env, "CONFAB_KEY_CACHE_TTL", cls.key_cache_ttl),
             apps=load_apps(Path(config_file)) if config_file else {DEFAULT_APP: default_app()},
         )
 

@@ -14,5 +14,6 @@ class Announcer:
         self._apps = apps
 
     async def publish(self, record: SessionRecord, event_type: str, data: JSONObject) -> None:
+        """Queues the event (the bus keeps publish order) without waiting for it."""
         ttl = self._apps.get(record.app).session_ttl
-        await self.events.publish(record.id, record.app, event_type, data, ttl=ttl)
+        await self.events.publish(record.id, record.app, event_type, data, ttl=ttl, wait=False)

@@ -24,8 +24,9 @@ class Caller:
 
 
 class AppRegistry:
-    def __init__(self, apps: Mapping[str, AppConfig]) -> None:
+    def __init__(self, apps: Mapping[str, AppConfig], key_cache_ttl: float = 2.0) -> None:
         self._apps = dict(apps)
+        self.verified_keys = keys.VerifiedKeys(ttl=key_cache_ttl)
 
     def get(self, name: str) -> AppConfig:
         config = self._apps.get(name)
@@ -47,6 +48,12 @@ class AppRegistry:
                 row.display_name = config.display_name
                 await row.save(update_fields=["display_name"])
 
+    async def revoke_key(self, prefix: str) -> keys.KeyInfo:
+        """Revoke, and stop honouring the key in this process at once."""
+        info = await keys.revoke_key(prefix)
+        self.verified_keys.forget(prefix)
+        return info
+
     async def authenticate(self, clear_key: str | None, requested_app: str | None) -> Caller:
         """Resolve the caller's app from its key and the app it asked for.
 
@@ -59,7 +66,7 @@ class AppRegistry:
                 self.get(app)
                 raise Unauthenticated(f"app {app!r} needs an app key")
             return Caller(app=DEFAULT_APP)
-        info = await keys.verify_key(clear_key)
+        info = await self.verified_keys.verify(clear_key)
         if info is None:
             raise Unauthenticated("unknown or revoked app key")
         if requested_app is None:

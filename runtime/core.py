@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 class Runtime:
     def __init__(self, settings: Settings, store: SessionStore | None = None) -> None:
         self.settings = settings
-        self.apps = AppRegistry(settings.apps)
+        self.apps = AppRegistry(settings.apps, settings.key_cache_ttl)
         self.store: SessionStore = store or _make_store(settings.store)
         self.sessions = SessionHost(self.store, settings.session_cache_size)
         self.events = create_bus(
@@ -70,6 +70,7 @@ class Runtime:
         status: dict[str, object] = {"backend": self.settings.event_bus_url.split(":", 1)[0]}
         status.update(self.events.stats)
         status["subscribers"] = self.events.subscriber_count()
+        status["pending_publishes"] = self.events.pending_publishes
         return status
 
 

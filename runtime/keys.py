@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -65,17 +66,65 @@ async def revoke_key(prefix: str) -> KeyInfo:
     return _info(key, sorted(app.name for app in key.apps))
 
 
+class VerifiedKeys:
+    """Recently verified keys, so a busy client does not cost a query per request.
+
+    An entry lives `ttl` seconds: a key revoked elsewhere (the CLI, another
+    replica) stops working within that time; revoked here, at once.
+    """
+
+    def __init__(self, ttl: float = 2.0, capacity: int = 10_000) -> None:
+        self.ttl = ttl
+        self.capacity = capacity
+        self._entries: dict[str, tuple[float, KeyInfo]] = {}
+
+    async def verify(self, clear_key: str) -> KeyInfo | None:
+        digest = _hash(clear_key.strip())
+        cached = self._entries.get(digest)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        info = await _verify_digest(digest)
+        if info is None:
+            self._entries.pop(digest, None)
+            return None
+        if len(self._entries) >= self.capacity:
+            self._entries.clear()
+        self._entries[digest] = (now + self.ttl, info)
+        return info
+
+    def forget(self, prefix: str) -> None:
+        for digest, (_, info) in list(self._entries.items()):
+            if info.prefix == prefix:
+                del self._entries[digest]
+
+
 async def verify_key(clear_key: str) -> KeyInfo | None:
-    """The key's info if it exists and is not revoked; records its use."""
-    key = await ApiKey.get_or_none(key_hash=_hash(clear_key.strip()))
-    if key is None or key.revoked_at is not None:
+    """The key's info if it exists and is not revoked (uncached); records its use."""
+    return await _verify_digest(_hash(clear_key.strip()))
+
+
+async def _verify_digest(digest: str) -> KeyInfo | None:
+    """One query: the key joined with its apps."""
+    rows = await ApiKey.filter(key_hash=digest).values(
+        "id", "prefix", "label", "created_at", "last_used_at", "revoked_at", "apps__name"
+    )
+    if not rows or rows[0]["revoked_at"] is not None:
         return None
+    row = rows[0]
     now = utcnow()
-    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-        await ApiKey.filter(id=key.id).update(last_used_at=now)
-        key.last_used_at = now
-    app_names = await key.apps.all().values_list("name", flat=True)
-    return _info(key, sorted(str(name) for name in app_names))
+    last_used = row["last_used_at"]
+    if last_used is None or now - last_used > LAST_USED_RESOLUTION:
+        await ApiKey.filter(id=row["id"]).update(last_used_at=now)
+        last_used = now
+    return KeyInfo(
+        prefix=row["prefix"],
+        apps=tuple(sorted(r["apps__name"] for r in rows if r["apps__name"])),
+        label=row["label"],
+        created_at=row["created_at"],
+        last_used_at=last_used,
+        revoked_at=None,
+    )
 
 
 def _info(key: ApiKey, apps: list[str]) -> KeyInfo:

@@ -37,6 +37,20 @@ models = ["builtin", "builtin-large"]
 
 [apps.beta]
 display_name = "Beta"
+
+[apps.gamma]
+display_name = "Gamma"
+queue_limit = 2
+[apps.gamma.model]
+models = ["builtin"]
+turn_timeout = 1
+chunk_delay = 0.01
+[apps.gamma.tools]
+enabled = ["calculator", "current_time", "wallet_address"]
+[apps.gamma.tools.custom]
+progress = "tests.sample_tools:progress"
+explode = "tests.sample_tools:explode"
+sleepy = "tests.sample_tools:sleepy"
 """
 
 
@@ -187,3 +201,34 @@ def redis_url() -> str:
     finally:
         client.close()
     return REDIS_URL
+
+
+@pytest.fixture(scope="module")
+def live_env(postgres_url: str, redis_url: str, apps_file: Path) -> dict[str, str]:
+    """Environment for real server processes: PostgreSQL, Redis, the test apps."""
+    from tests.live import cli
+
+    env = {
+        "DATABASE_URL": postgres_url,
+        "CONFAB_EVENT_BUS": redis_url,
+        "CONFAB_CONFIG": str(apps_file),
+        "CONFAB_ALLOWED_ORIGINS": "https://app.example",
+        "CONFAB_WS_MAX_SUBSCRIPTIONS": "3",
+        "CONFAB_WS_INIT_TIMEOUT": "1",
+    }
+    cli(env, "migrate")
+    return env
+
+
+@pytest.fixture(scope="module")
+def alpha_cli_key(live_env: dict[str, str]) -> str:
+    from tests.live import cli
+
+    return cli(live_env, "keys", "create", "--app", "alpha")
+
+
+@pytest.fixture(scope="module")
+def gamma_cli_key(live_env: dict[str, str]) -> str:
+    from tests.live import cli
+
+    return cli(live_env, "keys", "create", "--app", "gamma")

@@ -159,9 +159,14 @@ async def test_mutations_succeed_while_redis_is_down(
                     "query($id: ID!) { session(id: $id) { title } }", id=session_id
                 )
                 assert read["session"]["title"] == "Offline"  # queries work without Redis
-                status = (await http.get("/readyz")).json()
+                for _ in range(50):  # the writer fails in the background
+                    status = (await http.get("/readyz")).json()
+                    if status["events"]["publish_failures"]:
+                        break
+                    await asyncio.sleep(0.1)
                 assert status["ready"] is True
                 assert status["events"]["publish_failures"] >= 1
+                assert status["events"]["pending_publishes"] >= 1
 
                 volatile_redis.start()
                 events = await take(subscription, 2)

@@ -16,7 +16,6 @@ from tests.conftest import new_id
 from tests.live import (
     LEGACY_WS,
     Collector,
-    cli,
     post,
     post_raw,
     raw_ws,
@@ -37,20 +36,6 @@ NOTICE = "mutation($id: ID!, $m: String!) { postSystemNotice(sessionId: $id, mes
 
 
 @pytest.fixture(scope="module")
-def live_env(postgres_url: str, redis_url: str, apps_file: Path) -> dict[str, str]:
-    env = {
-        "DATABASE_URL": postgres_url,
-        "CONFAB_EVENT_BUS": redis_url,
-        "CONFAB_CONFIG": str(apps_file),
-        "CONFAB_ALLOWED_ORIGINS": "https://app.example",
-        "CONFAB_WS_MAX_SUBSCRIPTIONS": "3",
-        "CONFAB_WS_INIT_TIMEOUT": "1",
-    }
-    cli(env, "migrate")
-    return env
-
-
-@pytest.fixture(scope="module")
 def replicas(
     live_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
@@ -63,11 +48,6 @@ def replicas(
     finally:
         for server in servers:
             server.stop()
-
-
-@pytest.fixture(scope="module")
-def alpha_key(live_env: dict[str, str]) -> str:
-    return cli(live_env, "keys", "create", "--app", "alpha")
 
 
 @pytest.fixture
@@ -207,25 +187,25 @@ async def test_subscribing_before_the_session_exists(server: ServerProcess) -> N
     assert event["sessionEvents"]["data"]["new_title"] == "First"
 
 
-async def test_key_in_connection_init_payload(server: ServerProcess, alpha_key: str) -> None:
+async def test_key_in_connection_init_payload(server: ServerProcess, alpha_cli_key: str) -> None:
     session_id = new_id()
-    await post(server, CREATE, key=alpha_key, id=session_id)
-    async with ws_session(server, init_payload={"appKey": alpha_key}) as ws:
+    await post(server, CREATE, key=alpha_cli_key, id=session_id)
+    async with ws_session(server, init_payload={"appKey": alpha_cli_key}) as ws:
         events = Collector(ws, EVENTS, id=session_id)
         await wait_for_subscribers(server, 1)
-        await post(server, RENAME, key=alpha_key, id=session_id, t="Alpha")
+        await post(server, RENAME, key=alpha_cli_key, id=session_id, t="Alpha")
         [event] = await events.wait_for(1)
         await events.stop()
     assert event["sessionEvents"]["app"] == "alpha"
 
 
-async def test_key_in_upgrade_headers(server: ServerProcess, alpha_key: str) -> None:
+async def test_key_in_upgrade_headers(server: ServerProcess, alpha_cli_key: str) -> None:
     session_id = new_id()
-    await post(server, CREATE, key=alpha_key, id=session_id)
-    async with ws_session(server, headers={"X-API-Key": alpha_key}) as ws:
+    await post(server, CREATE, key=alpha_cli_key, id=session_id)
+    async with ws_session(server, headers={"X-API-Key": alpha_cli_key}) as ws:
         events = Collector(ws, EVENTS, id=session_id)
         await wait_for_subscribers(server, 1)
-        await post(server, NOTICE, key=alpha_key, id=session_id, m="via headers")
+        await post(server, NOTICE, key=alpha_cli_key, id=session_id, m="via headers")
         [event] = await events.wait_for(1)
         await events.stop()
     assert event["sessionEvents"]["data"]["message"] == "via headers"
@@ -240,9 +220,9 @@ async def test_bad_key_is_rejected_at_connection_init(server: ServerProcess) -> 
     assert closed.value.rcvd.code == 4403
 
 
-async def test_another_apps_session_is_not_found(server: ServerProcess, alpha_key: str) -> None:
+async def test_another_apps_session_is_not_found(server: ServerProcess, alpha_cli_key: str) -> None:
     session_id = new_id()
-    await post(server, CREATE, key=alpha_key, id=session_id)
+    await post(server, CREATE, key=alpha_cli_key, id=session_id)
     async with ws_session(server) as ws:  # the default app
         events = Collector(ws, EVENTS, id=session_id)
         error = await events.wait_closed()
@@ -252,14 +232,14 @@ async def test_another_apps_session_is_not_found(server: ServerProcess, alpha_ke
 
 
 async def test_events_of_another_app_are_never_delivered(
-    server: ServerProcess, alpha_key: str
+    server: ServerProcess, alpha_cli_key: str
 ) -> None:
     session_id = new_id()  # not created yet: anyone may subscribe
     async with ws_session(server) as ws:
         default_app = Collector(ws, EVENTS, id=session_id)
         await wait_for_subscribers(server, 1)
-        await post(server, CREATE, key=alpha_key, id=session_id)
-        await post(server, NOTICE, key=alpha_key, id=session_id, m="alpha only")
+        await post(server, CREATE, key=alpha_cli_key, id=session_id)
+        await post(server, NOTICE, key=alpha_cli_key, id=session_id, m="alpha only")
         with pytest.raises(TimeoutError):
             await default_app.wait_for(1, timeout=1)
         await default_app.stop()

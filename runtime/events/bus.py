@@ -64,13 +64,20 @@ class EventBus(ABC):
 
     @abstractmethod
     async def publish(
-        self, session_id: UUID, app: str, event_type: str, data: dict[str, Any], ttl: int = 0
+        self,
+        session_id: UUID,
+        app: str,
+        event_type: str,
+        data: dict[str, Any],
+        ttl: int = 0,
+        wait: bool = True,
     ) -> Event | None:
-        """Store the event in the replay log and deliver it live.
+        """Store the event in the replay log and deliver it live, in publish order.
 
-        Returns the event, or None when it could not be published now (it is then
-        retried in the background); a publish never raises into the caller, whose
-        change is already persisted. `ttl` (seconds, 0 = none) bounds the log's life.
+        With `wait`, returns the event once stored, or None if that takes too long
+        (it stays queued and goes out later); without, returns None at once. Never
+        raises into the caller, whose change is already persisted. `ttl` (seconds,
+        0 = none) bounds the log's life.
         """
 
     @abstractmethod
@@ -111,6 +118,11 @@ class EventBus(ABC):
             if not local and self._subscribers.get(session_id) is local:
                 del self._subscribers[session_id]
                 await self._unwatch(session_id)
+
+    @property
+    def pending_publishes(self) -> int:
+        """Events accepted but not yet stored (waiting for Redis)."""
+        return 0
 
     def subscriber_count(self, session_id: UUID | None = None) -> int:
         if session_id is None:

@@ -24,7 +24,13 @@ class MemoryEventBus(EventBus):
         self._logs: OrderedDict[UUID, _SessionLog] = OrderedDict()
 
     async def publish(
-        self, session_id: UUID, app: str, event_type: str, data: dict[str, Any], ttl: int = 0
+        self,
+        session_id: UUID,
+        app: str,
+        event_type: str,
+        data: dict[str, Any],
+        ttl: int = 0,
+        wait: bool = True,
     ) -> Event:
         log = self._logs.get(session_id)
         if log is None:

@@ -6,15 +6,18 @@ number of Redis connections does not grow with subscribers. Publishing is one Lu
 script: take the session's next id, append to its stream (trimmed by length),
 publish the same envelope, refresh expiry.
 
-When Redis goes away, publishes queue in a bounded buffer and are retried in order
-by a background task; the listener reconnects with backoff, resubscribes, and
-fills each subscriber's gap from the stream (or tells it `resync_required`).
+Publishes go through one ordered outbox that a writer task drains in pipelined
+batches, so a request never waits on Redis and a burst costs one round trip.
+When Redis goes away, the outbox (bounded) holds events until it returns; the
+listener reconnects with backoff, resubscribes, and fills each subscriber's gap
+from the stream (or tells it `resync_required`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import deque
 from dataclasses import dataclass
@@ -50,6 +53,9 @@ return envelope
 """
 
 CONNECTION_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+# Events sent per round trip, and how long a caller that asked to wait will wait.
+BATCH = 256
+PUBLISH_WAIT = 2.0
 
 
 def _counter_key(session_id: UUID) -> str:
@@ -74,6 +80,19 @@ class _Pending:
     ttl: int
 
 
+@dataclass(slots=True)
+class _Outgoing:
+    """An event to publish, or a session's log to drop, in outbox order."""
+
+    pending: _Pending | None = None
+    forget: UUID | None = None
+    future: asyncio.Future[Event | None] | None = None
+
+    def resolve(self, event: Event | None) -> None:
+        if self.future is not None and not self.future.done():
+            self.future.set_result(event)
+
+
 class RedisEventBus(EventBus):
     def __init__(
         self,
@@ -93,9 +112,11 @@ class RedisEventBus(EventBus):
             url, socket_timeout=None, socket_connect_timeout=1, retry=no_retry
         )
         self._script = self._redis.register_script(_PUBLISH)
-        self._pending: deque[_Pending] = deque()
+        self._outbox: deque[_Outgoing] = deque()
+        self._outbox_ready = asyncio.Event()
+        self._outbox_empty = asyncio.Event()
         self._retry_buffer = retry_buffer
-        self._retry_task: asyncio.Task[None] | None = None
+        self._writer_task: asyncio.Task[None] | None = None
         self._listener_task: asyncio.Task[None] | None = None
         self._pubsub: PubSub | None = None
         self._channels: set[str] = set()
@@ -107,17 +128,21 @@ class RedisEventBus(EventBus):
 
     async def start(self) -> None:
         self._listener_task = asyncio.create_task(self._listen(), name="confab-redis-listener")
+        self._writer_task = asyncio.create_task(self._write(), name="confab-redis-writer")
 
     async def stop(self) -> None:
         await super().stop()
         self._stopping = True
-        for task in (self._listener_task, self._retry_task):
+        if self._outbox:  # give the writer a moment to flush what is queued
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained(), 2)
+        for task in (self._listener_task, self._writer_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        if self._pending:
-            logger.warning("stopping with %d unpublished events", len(self._pending))
+        if self._outbox:
+            logger.warning("stopping with %d unpublished events", len(self._outbox))
         await self._close_pubsub()
         await self._redis.aclose()
         await self._listener_redis.aclose()
@@ -125,66 +150,111 @@ class RedisEventBus(EventBus):
     async def ping(self) -> None:
         await self._redis.ping()
 
-    # -- publishing --------------------------------------------------------------
+    async def _drained(self) -> None:
+        await self._outbox_empty.wait()
+
+    # -- publishing: one ordered outbox, drained in pipelined batches ----------------
 
     async def publish(
-        self, session_id: UUID, app: str, event_type: str, data: dict[str, Any], ttl: int = 0
+        self,
+        session_id: UUID,
+        app: str,
+        event_type: str,
+        data: dict[str, Any],
+        ttl: int = 0,
+        wait: bool = True,
     ) -> Event | None:
         pending = _Pending(session_id, app, event_type, data, utc_now(), ttl)
-        if self._pending:  # keep order behind what is already waiting
-            self._buffer(pending)
+        return await self._enqueue(_Outgoing(pending=pending), wait)
+
+    async def forget(self, session_id: UUID) -> None:
+        # Through the outbox, so it lands after the session's last events.
+        await self._enqueue(_Outgoing(forget=session_id), wait=True)
+
+    async def _enqueue(self, item: _Outgoing, wait: bool) -> Event | None:
+        if len(self._outbox) >= self._retry_buffer:
+            dropped = self._outbox.popleft()
+            self.stats["dropped"] += 1
+            dropped.resolve(None)
+            logger.error("publish buffer full: dropped the oldest waiting event")
+        if wait:
+            item.future = asyncio.get_running_loop().create_future()
+        self._outbox.append(item)
+        self._outbox_empty.clear()
+        self._outbox_ready.set()
+        if item.future is None:
             return None
         try:
-            return await self._publish_now(pending)
-        except CONNECTION_ERRORS as exc:
-            self.stats["publish_failures"] += 1
-            logger.warning("publish of %s failed (%s); will retry", event_type, exc)
-            self._buffer(pending)
-            return None
+            return await asyncio.wait_for(asyncio.shield(item.future), PUBLISH_WAIT)
+        except TimeoutError:
+            return None  # still queued: it goes out when Redis answers
 
-    async def _publish_now(self, pending: _Pending) -> Event:
-        envelope = await self._script(
-            keys=[_counter_key(pending.session_id), _stream_key(pending.session_id)],
-            args=[
-                first_cursor(),
-                body_json(
-                    pending.event_type, pending.session_id, pending.app, pending.ts, pending.data
-                ),
-                self.replay_limit,
-                _channel(pending.session_id),
-                pending.ttl * 1000,
-            ],
-        )
-        self.stats["published"] += 1
-        return from_json(envelope)
-
-    def _buffer(self, pending: _Pending) -> None:
-        if len(self._pending) >= self._retry_buffer:
-            dropped = self._pending.popleft()
-            self.stats["dropped"] += 1
-            logger.error("retry buffer full: dropped a %s event", dropped.event_type)
-        self._pending.append(pending)
-        if self._retry_task is None or self._retry_task.done():
-            self._retry_task = asyncio.create_task(self._retry(), name="confab-publish-retry")
-
-    async def _retry(self) -> None:
+    async def _write(self) -> None:
+        """The single writer: keeps the outbox's order, batches what has piled up."""
         delay = 0.05
-        while self._pending and not self._stopping:
+        failing = False
+        while not self._stopping:
+            if not self._outbox:
+                self._outbox_empty.set()
+                self._outbox_ready.clear()
+                await self._outbox_ready.wait()
+                continue
+            batch = list(itertools.islice(self._outbox, BATCH))
             try:
-                await self._publish_now(self._pending[0])
-            except CONNECTION_ERRORS:
+                results = await self._send(batch)
+            except CONNECTION_ERRORS as exc:
+                self.stats["publish_failures"] += 1
+                if not failing:
+                    logger.warning(
+                        "publishing failed (%s); %d events wait for Redis", exc, len(self._outbox)
+                    )
+                failing = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
-            self._pending.popleft()
-            self.stats["retried"] += 1
+            for _ in batch:
+                self._outbox.popleft()
+            for item, result in zip(batch, results, strict=True):
+                if item.pending is not None:
+                    self.stats["published"] += 1
+                    if failing:
+                        self.stats["retried"] += 1
+                item.resolve(from_json(result) if item.pending is not None else None)
+            if failing and not self._outbox:
+                logger.info("Redis is back: every waiting event was published")
+                failing = False
             delay = 0.05
-        if not self._pending:
-            logger.info("publish retry buffer drained")
+
+    async def _send(self, batch: list[_Outgoing]) -> list[Any]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for item in batch:
+                if item.forget is not None:
+                    pipe.delete(_counter_key(item.forget), _stream_key(item.forget))
+                    continue
+                assert item.pending is not None
+                pending = item.pending
+                await self._script(
+                    keys=[_counter_key(pending.session_id), _stream_key(pending.session_id)],
+                    args=[
+                        first_cursor(),
+                        body_json(
+                            pending.event_type,
+                            pending.session_id,
+                            pending.app,
+                            pending.ts,
+                            pending.data,
+                        ),
+                        self.replay_limit,
+                        _channel(pending.session_id),
+                        pending.ttl * 1000,
+                    ],
+                    client=pipe,
+                )
+            return await pipe.execute()
 
     @property
     def pending_publishes(self) -> int:
-        return len(self._pending)
+        return len(self._outbox)
 
     # -- the replay log ------------------------------------------------------------
 
@@ -199,13 +269,6 @@ class RedisEventBus(EventBus):
     async def head(self, session_id: UUID) -> int:
         head = await self._redis.get(_counter_key(session_id))
         return 0 if head is None else int(head)
-
-    async def forget(self, session_id: UUID) -> None:
-        try:
-            await self._redis.delete(_counter_key(session_id), _stream_key(session_id))
-        except CONNECTION_ERRORS as exc:
-            # The keys expire with the session's TTL anyway.
-            logger.warning("could not drop the replay log of %s: %s", session_id, exc)
 
     # -- the listener ----------------------------------------------------------------
 

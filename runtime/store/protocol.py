@@ -94,8 +94,11 @@ class SessionStore(Protocol):
 
     async def delete_thread(self, thread_id: UUID) -> bool: ...
 
-    async def append_message(self, message: NewMessage) -> tuple[MessageRecord, SessionRecord]:
-        """Persist with the thread's next sequence number; touches the session."""
+    async def append_message(
+        self, message: NewMessage, *, mark_processing: bool = False
+    ) -> tuple[MessageRecord, SessionRecord]:
+        """Persist with the thread's next sequence number; touches the session (and,
+        with `mark_processing`, sets its processing flag in the same write)."""
         ...
 
     async def list_messages(

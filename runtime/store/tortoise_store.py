@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID, uuid4
 
+from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
@@ -13,6 +15,7 @@ from tortoise.transactions import in_transaction
 from models import Message, Session, SystemEvent, Thread
 from runtime import database
 from runtime.clock import utcnow
+from runtime.errors import NotFound
 from runtime.records import (
     JSONObject,
     MessageRecord,
@@ -23,10 +26,24 @@ from runtime.records import (
     ThreadRecord,
     TitleSource,
 )
+from runtime.store import postgres_sql
 from runtime.store.protocol import MessageWindow, NewMessage, SessionQuery
 
 
 class TortoiseStore:
+    """The ORM for everything, with single-statement SQL for the hot paths on
+    PostgreSQL (see `postgres_sql`)."""
+
+    def __init__(self) -> None:
+        self._postgres: bool | None = None
+
+    def _fast(self) -> BaseDBAsyncClient | None:
+        """The PostgreSQL client when the fast path applies, else None."""
+        client = connections.get("default")
+        if self._postgres is None:
+            self._postgres = client.capabilities.dialect == "postgres"
+        return client if self._postgres else None
+
     async def ping(self) -> None:
         await database.ping()
 
@@ -70,6 +87,9 @@ class TortoiseStore:
         fields: Mapping[str, Any],
         expect: Mapping[str, Any] | None = None,
     ) -> SessionRecord | None:
+        client = self._fast()
+        if client is not None:
+            return await postgres_sql.update_session(client, session_id, fields, expect, utcnow())
         async with in_transaction() as conn:
             updated = await (
                 Session.filter(id=session_id, **(expect or {}))
@@ -131,8 +151,20 @@ class TortoiseStore:
     async def delete_thread(self, thread_id: UUID) -> bool:
         return bool(await Thread.filter(id=thread_id, is_primary=False).delete())
 
-    async def append_message(self, message: NewMessage) -> tuple[MessageRecord, SessionRecord]:
+    async def append_message(
+        self, message: NewMessage, *, mark_processing: bool = False
+    ) -> tuple[MessageRecord, SessionRecord]:
         now = utcnow()
+        client = self._fast()
+        if client is not None:
+            appended = await postgres_sql.append_message(
+                client, message, message.id or uuid4(), now, mark_processing
+            )
+            if appended is None:
+                raise NotFound(f"thread {message.thread_id} not found")
+            return appended
+        if not await Thread.exists(id=message.thread_id):
+            raise NotFound(f"thread {message.thread_id} not found")
         async with in_transaction() as conn:
             # The UPDATE takes the thread's row lock, so concurrent appends (from any
             # replica) get distinct, gapless sequence numbers.
@@ -155,15 +187,21 @@ class TortoiseStore:
                 is_interrupted=message.is_interrupted,
                 created_at=now,
             )
+            touch: dict[str, Any] = {"updated_at": now, "last_active_at": now}
+            if mark_processing:
+                touch["is_processing"] = True
             await (
                 Session.filter(id=message.session_id)
                 .using_db(conn)
-                .update(version=F("version") + 1, updated_at=now, last_active_at=now)
+                .update(version=F("version") + 1, **touch)
             )
             session = await Session.get(id=message.session_id, using_db=conn)
         return _message(row), _session(session)
 
     async def list_messages(self, thread_id: UUID, window: MessageWindow) -> Page[MessageRecord]:
+        client = self._fast()
+        if client is not None:
+            return await postgres_sql.list_messages(client, thread_id, window)
         rows = Message.filter(thread_id=thread_id)
         if window.after is not None:
             rows = rows.filter(seq__gt=window.after)

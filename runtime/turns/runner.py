@@ -44,6 +44,7 @@ class Turn:
     session_id: UUID
     thread_id: UUID
     app: str
+    question: MessageRecord  # the user message this turn answers
 
 
 class TurnRunner:
@@ -70,7 +71,9 @@ class TurnRunner:
         history = await self._store.list_messages(
             turn.thread_id, MessageWindow(limit=HISTORY_WINDOW, from_end=True)
         )
-        messages = to_model_messages(agent.config.model.system_prompt, history.items)
+        messages = to_model_messages(
+            agent.config.model.system_prompt, context_for(turn.question, history.items)
+        )
         specs = [t.spec for t in agent.tools.values()]
         for _ in range(MAX_TOOL_ROUNDS):
             streaming = self._streams.start(turn.session_id, turn.thread_id)
@@ -274,6 +277,14 @@ class TurnRunner:
         await self._announcer.publish(
             session, SYSTEM_NOTICE, {"message": message, "event_id": event.id, "kind": kind}
         )
+
+
+def context_for(question: MessageRecord, history: list[MessageRecord]) -> list[MessageRecord]:
+    """What the model sees for this turn: earlier history (answers included), then
+    the question itself, never the questions queued after it. With queued turns,
+    stored order is Q1 Q2 Q3 A1 ...; the second turn must see Q1 A1 Q2."""
+    earlier = [m for m in history if not (m.role is Role.USER and m.seq >= question.seq)]
+    return [*earlier, question]
 
 
 def message_json(message: MessageRecord) -> dict[str, Any]:

@@ -39,12 +39,12 @@ class TurnScheduler:
         self,
         host: SessionHost,
         runner: TurnRunner,
-        set_processing: Callable[[UUID, bool], Awaitable[None]],
+        end_processing: Callable[[UUID], Awaitable[None]],
         after_turn: Callable[[UUID], Awaitable[None]],
     ) -> None:
         self._host = host
         self._runner = runner
-        self._set_processing = set_processing
+        self._end_processing = end_processing
         self._after_turn = after_turn
         self._work: dict[UUID, _SessionWork] = {}
 
@@ -53,13 +53,13 @@ class TurnScheduler:
         if work is not None and len(work.queue) >= limit:
             raise QueueFull(f"{limit} messages are already waiting for this session; try later")
 
-    async def submit(self, turn: Turn, limit: int) -> None:
-        """Queue the turn (the caller holds the session lock and has stored the message)."""
+    def submit(self, turn: Turn, limit: int) -> None:
+        """Queue the turn. The caller holds the session lock, has stored the message
+        and, if the session was idle (`is_busy` false), marked it processing."""
         self.check_capacity(turn.session_id, limit)
         work = self._work.setdefault(turn.session_id, _SessionWork())
         work.queue.append(turn)
         if work.worker is None:
-            await self._set_processing(turn.session_id, True)
             work.worker = asyncio.create_task(self._drain(turn.session_id, work))
 
     def is_busy(self, session_id: UUID) -> bool:
@@ -82,7 +82,7 @@ class TurnScheduler:
             async with self._host.lock(session_id):
                 if not work.queue:
                     del self._work[session_id]
-                    await self._set_processing(session_id, False)
+                    await self._end_processing(session_id)
                     return
                 turn = work.queue.popleft()
             work.current = asyncio.create_task(self._runner.run(turn))

@@ -55,7 +55,7 @@ class Turns:
         runner = TurnRunner(host, store, agents, announcer, self.streams)
         titler = Titler(host, store, agents, announcer)
         self._scheduler = TurnScheduler(
-            host, runner, self._set_processing, titler.title_if_untitled
+            host, runner, self._end_processing, titler.title_if_untitled
         )
 
     async def send_message(
@@ -70,7 +70,9 @@ class Turns:
     ) -> SessionRecord:
         """Store the user's message and queue the assistant's turn; returns at once."""
         text = message_content("content", content)
-        record, _ = await self._conversations.create_session(caller, session_id)
+        record = await self._conversations.find_session(caller, session_id)
+        if record is None:
+            record, _ = await self._conversations.create_session(caller, session_id)
         if user_state is not None:
             record = await self._conversations.update_user_state(caller, session_id, user_state)
         if public_key is not None and public_key != record.public_key:
@@ -83,14 +85,17 @@ class Turns:
         limit = self._apps.get(caller.app).queue_limit
         async with self._host.lock(session_id):
             self._scheduler.check_capacity(session_id, limit)
+            starting = not self._scheduler.is_busy(session_id)
             message, record = await self._store.append_message(
-                NewMessage(session_id=session_id, thread_id=target, role=Role.USER, content=text)
+                NewMessage(session_id=session_id, thread_id=target, role=Role.USER, content=text),
+                mark_processing=starting,
             )
             self._host.refresh(record)
             await self._announcer.publish(record, MESSAGE_ADDED, {"message": message_json(message)})
-            await self._scheduler.submit(Turn(session_id, target, caller.app), limit)
-        current = await self._host.get(session_id)
-        return current or record
+            if starting:
+                await self._announcer.publish(record, PROCESSING_CHANGED, {"is_processing": True})
+            self._scheduler.submit(Turn(session_id, target, caller.app, message), limit)
+        return record
 
     async def interrupt(self, caller: Caller, session_id: UUID) -> SessionRecord:
         """Cancel the running turn (keeping its partial text) and drop queued ones."""
@@ -114,7 +119,7 @@ class Turns:
     async def shutdown(self) -> None:
         await self._scheduler.shutdown()
 
-    async def _set_processing(self, session_id: UUID, processing: bool) -> None:
-        record = await self._host.update(session_id, {"is_processing": processing})
+    async def _end_processing(self, session_id: UUID) -> None:
+        record = await self._host.update(session_id, {"is_processing": False})
         if record is not None:
-            await self._announcer.publish(record, PROCESSING_CHANGED, {"is_processing": processing})
+            await self._announcer.publish(record, PROCESSING_CHANGED, {"is_processing": False})

@@ -1,0 +1,36 @@
+"""Custom tools for tests, loaded by import path from the apps config (app `gamma`)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from runtime.agents.tools import ToolContext, tool
+
+
+@tool(
+    "progress",
+    "Works in steps, reporting each one.",
+    {
+        "type": "object",
+        "properties": {"steps": {"type": "integer", "minimum": 1, "maximum": 10}},
+        "required": ["steps"],
+        "additionalProperties": False,
+    },
+)
+async def progress(arguments: dict[str, Any], context: ToolContext) -> dict[str, int]:
+    steps = int(arguments["steps"])
+    for step in range(1, steps + 1):
+        await context.report({"step": step, "of": steps})
+        await asyncio.sleep(0.01)
+    return {"done": steps}
+
+
+@tool("explode", "Always fails.", {"type": "object"})
+async def explode(arguments: dict[str, Any], context: ToolContext) -> None:
+    raise RuntimeError("kaboom")
+
+
+@tool("sleepy", "Takes longer than its timeout.", {"type": "object"}, timeout=0.3)
+async def sleepy(arguments: dict[str, Any], context: ToolContext) -> None:
+    await asyncio.sleep(30)

@@ -1,0 +1,39 @@
+"""The benchmark harness runs end to end at tiny sizes (no thresholds), so it
+cannot rot between performance runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.processes import ROOT
+
+
+@pytest.mark.usefixtures("postgres_url", "redis_url")
+def test_ack_benchmark_runs() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.ack",
+            "--sessions",
+            "3",
+            "--messages",
+            "2",
+            "--think",
+            "0.05",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "p99" in result.stdout
+    figures = json.loads((ROOT / "bench" / "results" / "ack.json").read_text())
+    assert figures["count"] == 6
+    assert figures["p99_ms"] > 0
