@@ -17,6 +17,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 from starlette.applications import Starlette
@@ -27,6 +28,7 @@ from tortoise import Tortoise
 from tortoise.contrib.starlette import RegisterTortoise
 
 from resolvers import confab_schema
+from rest import rest_routes
 from runtime import keys
 from runtime.apps import AppRegistry
 from runtime.core import Runtime
@@ -63,6 +65,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 )
             )
             app.state.runtime = await stack.enter_async_context(Runtime(settings))
+            # Long-lived responses (SSE) end when this is set: on SIGTERM (see
+            # `ConfabServer`) or, at the latest, when the lifespan ends.
+            app.state.shutting_down = asyncio.Event()
+            app.state.loop = asyncio.get_running_loop()
+            stack.callback(app.state.shutting_down.set)
             logger.info("database: %s", redacted(settings.database_url))
             yield
 
@@ -72,6 +79,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         WebSocketRoute("/graphql", graphql_app),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        *rest_routes(settings),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 
@@ -142,8 +150,19 @@ def serve(settings: Settings) -> int:
         # SIGTERM: stop accepting, let requests in flight finish, then run shutdown.
         timeout_graceful_shutdown=10,
     )
-    uvicorn.Server(config).run()
+    ConfabServer(config).run()
     return 0
+
+
+class ConfabServer(uvicorn.Server):
+    """Uvicorn, telling the app a shutdown has begun before it waits for open
+    connections: event streams end at once instead of holding the shutdown."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        app = self.config.app
+        if isinstance(app, Starlette) and hasattr(app.state, "loop"):
+            app.state.loop.call_soon_threadsafe(app.state.shutting_down.set)
 
 
 def export_schema(settings: Settings, path: Path) -> int:

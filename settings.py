@@ -81,6 +81,10 @@ class Settings:
     ws_max_subscriptions: int = 100
     ws_init_timeout: float = 10.0
     key_cache_ttl: float = 2.0
+    strict_keys: bool = False
+    cors_origins: tuple[str, ...] = ("*",)
+    rest_history_limit: int = 200
+    sse_keepalive: float = 15.0
     apps: Mapping[str, AppConfig] = field(default_factory=lambda: {DEFAULT_APP: default_app()})
 
     @property
@@ -126,6 +130,14 @@ class Settings:
             ws_max_subscriptions=_int(env, "CONFAB_WS_MAX_SUBSCRIPTIONS", cls.ws_max_subscriptions),
             ws_init_timeout=_float(env, "CONFAB_WS_INIT_TIMEOUT", cls.ws_init_timeout),
             key_cache_ttl=_float(env, "CONFAB_KEY_CACHE_TTL", cls.key_cache_ttl),
+            strict_keys=bool(_optional_bool(env, "CONFAB_STRICT_KEYS")),
+            cors_origins=tuple(
+                origin.strip()
+                for origin in env.get("CONFAB_CORS_ORIGINS", "*").split(",")
+                if origin.strip()
+            ),
+            rest_history_limit=_int(env, "CONFAB_REST_HISTORY_LIMIT", cls.rest_history_limit),
+            sse_keepalive=_float(env, "CONFAB_SSE_KEEPALIVE", cls.sse_keepalive),
             apps=load_apps(Path(config_file)) if config_file else {DEFAULT_APP: default_app()},
         )
 

@@ -26,16 +26,18 @@ class CursorExpired(ConfabError):
     code = "CURSOR_EXPIRED"
 
 
-def _watch(
+async def _watch(
     info: Info, session_id: str, types: frozenset[str] | None, after: str | None = None
 ) -> AsyncIterator[Event]:
     context = info.context
-    return context.conversations.watch(
+    async with context.conversations.watching(
         context.caller,
         uuid_arg("sessionId", session_id),
         after=None if after is None else parse_event_cursor("after", after),
         types=types,
-    )
+    ) as events:
+        async for event in events:
+            yield event
 
 
 async def _typed(info: Info, session_id: str, event_type: str) -> AsyncIterator[Event]:

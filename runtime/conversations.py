@@ -9,6 +9,7 @@ field); ids arrive parsed, because each transport names them differently.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -20,6 +21,8 @@ from runtime.clock import utcnow
 from runtime.errors import Conflict, InvalidInput, NotFound
 from runtime.events import RESYNC_REQUIRED, Event
 from runtime.events.envelope import (
+    INTERNAL_TYPES,
+    MESSAGE_ADDED,
     SESSION_DELETED,
     SESSION_UPDATED,
     SYSTEM_NOTICE,
@@ -29,13 +32,14 @@ from runtime.records import (
     JSONObject,
     MessageRecord,
     Page,
+    Role,
     SessionRecord,
     SystemEventRecord,
     ThreadRecord,
     TitleSource,
 )
 from runtime.sessions import SessionHost
-from runtime.store import MessageWindow, SessionQuery, SessionStore
+from runtime.store import MessageWindow, NewMessage, SessionQuery, SessionStore
 
 SYSTEM_MESSAGE_MAX = 4_000
 
@@ -225,6 +229,22 @@ class Conversations:
         await self._publish(record, SYSTEM_NOTICE, {"message": text, "event_id": event.id})
         return event
 
+    async def add_system_message(
+        self, caller: Caller, session_id: UUID, text: str, event: JSONObject | None = None
+    ) -> MessageRecord:
+        """Store a system message in the primary thread; with `event` (an object with a
+        `type` that is not an internal one) also publish it as that event."""
+        record = await self.get_session(caller, session_id)
+        message, updated = await self._store.append_message(
+            NewMessage(session_id=session_id, thread_id=session_id, role=Role.SYSTEM, content=text)
+        )
+        self._host.refresh(updated)
+        await self._publish(updated, MESSAGE_ADDED, {"message": message.as_json()})
+        if event is not None and str(event.get("type")) not in INTERNAL_TYPES:
+            data = {k: v for k, v in event.items() if k != "type"}
+            await self._publish(record, str(event["type"]), data)
+        return message
+
     async def list_system_events(
         self, caller: Caller, session_id: UUID, after_id: int = 0, limit: int = 100
     ) -> list[SystemEventRecord]:
@@ -233,15 +253,17 @@ class Conversations:
 
     # -- live events -----------------------------------------------------------------
 
-    async def watch(
+    @asynccontextmanager
+    async def watching(
         self,
         caller: Caller,
         session_id: UUID,
         *,
         after: int | None = None,
         types: frozenset[str] | None = None,
-    ) -> AsyncIterator[Event]:
-        """The session's events for this caller, from `after` if given, then live.
+    ) -> AsyncIterator[AsyncIterator[Event]]:
+        """Subscribe (on entry) to the session's events for this caller: from `after`
+        if given, then live.
 
         The session may not exist yet (the first chat creates it); one that belongs
         to another app is not found, and another app's events are never delivered.
@@ -251,11 +273,7 @@ class Conversations:
         if record is not None and record.app != caller.app:
             raise NotFound(f"session {session_id} not found")
         async with self._events.subscribe(session_id, after) as subscription:
-            async for event in subscription:
-                if event.type == RESYNC_REQUIRED or (
-                    event.app == caller.app and (types is None or event.type in types)
-                ):
-                    yield event
+            yield _visible(subscription, caller.app, types)
 
     # -- internals -----------------------------------------------------------
 
@@ -285,6 +303,15 @@ class Conversations:
     def _expiry(self, app: str, now: datetime) -> datetime | None:
         ttl = self._apps.get(app).session_ttl
         return now + timedelta(seconds=ttl) if ttl > 0 else None
+
+
+async def _visible(
+    events: AsyncIterator[Event], app: str, types: frozenset[str] | None
+) -> AsyncIterator[Event]:
+    async for event in events:
+        wanted = event.app == app and (types is None or event.type in types)
+        if wanted or event.type == RESYNC_REQUIRED:
+            yield event
 
 
 def _expired(record: SessionRecord, now: datetime) -> bool:

@@ -16,6 +16,7 @@ from runtime.apps import AppRegistry
 from runtime.conversations import Conversations
 from runtime.events import create_bus
 from runtime.sessions import SessionHost
+from runtime.snapshots import Snapshots
 from runtime.store import SessionStore
 from runtime.store.tortoise_store import TortoiseStore
 from runtime.turns import Turns
@@ -38,6 +39,9 @@ class Runtime:
         self.agents = Agents(settings.apps)
         self.turns = Turns(
             self.sessions, self.store, self.apps, self.conversations, self.announcer, self.agents
+        )
+        self.snapshots = Snapshots(
+            self.sessions, self.store, self.turns.streams, settings.rest_history_limit
         )
 
     async def __aenter__(self) -> Runtime:

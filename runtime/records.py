@@ -79,6 +79,20 @@ class MessageRecord:
     is_interrupted: bool
     created_at: datetime
 
+    def as_json(self) -> JSONObject:
+        """The message in events (`message_added`)."""
+        return {
+            "id": str(self.id),
+            "thread_id": str(self.thread_id),
+            "seq": self.seq,
+            "role": self.role.value,
+            "content": self.content,
+            "tool_calls": self.tool_calls,
+            "tool_results": self.tool_results,
+            "is_interrupted": self.is_interrupted,
+            "created_at": self.created_at.isoformat(),
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class SystemEventRecord:

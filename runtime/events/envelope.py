@@ -27,6 +27,18 @@ SESSION_DELETED = "session_deleted"
 # Never published: told to one subscriber whose cursor cannot be resumed.
 RESYNC_REQUIRED = "resync_required"
 
+# What only the runtime publishes; clients may post other (custom) types.
+INTERNAL_TYPES = frozenset(
+    {
+        MESSAGE_ADDED,
+        MESSAGE_DELTA,
+        PROCESSING_CHANGED,
+        SESSION_UPDATED,
+        SESSION_DELETED,
+        RESYNC_REQUIRED,
+    }
+)
+
 EVENT_TYPES = (
     TITLE_CHANGED,
     TOOL_UPDATE,

@@ -234,7 +234,7 @@ class TurnRunner:
             )
         )
         self._host.refresh(updated)
-        await self._announcer.publish(session, MESSAGE_ADDED, {"message": message_json(message)})
+        await self._announcer.publish(session, MESSAGE_ADDED, {"message": message.as_json()})
         return message
 
     async def _fail(
@@ -285,17 +285,3 @@ def context_for(question: MessageRecord, history: list[MessageRecord]) -> list[M
     stored order is Q1 Q2 Q3 A1 ...; the second turn must see Q1 A1 Q2."""
     earlier = [m for m in history if not (m.role is Role.USER and m.seq >= question.seq)]
     return [*earlier, question]
-
-
-def message_json(message: MessageRecord) -> dict[str, Any]:
-    return {
-        "id": str(message.id),
-        "thread_id": str(message.thread_id),
-        "seq": message.seq,
-        "role": message.role.value,
-        "content": message.content,
-        "tool_calls": message.tool_calls,
-        "tool_results": message.tool_results,
-        "is_interrupted": message.is_interrupted,
-        "created_at": message.created_at.isoformat(),
-    }

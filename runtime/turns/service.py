@@ -13,7 +13,7 @@ from runtime.events.envelope import MESSAGE_ADDED, PROCESSING_CHANGED
 from runtime.records import Role, SessionRecord
 from runtime.sessions import SessionHost
 from runtime.store import NewMessage, SessionStore
-from runtime.turns.runner import Turn, TurnRunner, message_json
+from runtime.turns.runner import Turn, TurnRunner
 from runtime.turns.scheduler import TurnScheduler
 from runtime.turns.streams import StreamingMessage, Streams
 from runtime.turns.titles import Titler
@@ -91,7 +91,7 @@ class Turns:
                 mark_processing=starting,
             )
             self._host.refresh(record)
-            await self._announcer.publish(record, MESSAGE_ADDED, {"message": message_json(message)})
+            await self._announcer.publish(record, MESSAGE_ADDED, {"message": message.as_json()})
             if starting:
                 await self._announcer.publish(record, PROCESSING_CHANGED, {"is_processing": True})
             self._scheduler.submit(Turn(session_id, target, caller.app, message), limit)

@@ -1,0 +1,44 @@
+"""The REST compatibility layer: the documented `/api` endpoints of a hosted agent
+backend, served by the same runtime services as GraphQL."""
+
+from __future__ import annotations
+
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.exceptions import ExceptionMiddleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Mount, Route, Router
+
+from rest import chat, control, openapi, sessions, updates
+from rest.errors import handle_error
+from settings import Settings
+
+ALLOWED_HEADERS = [
+    "X-Session-Id",
+    "X-Thread-Id",
+    "AOMI-APP-KEY",
+    "X-API-Key",
+    "Authorization",
+    "Content-Type",
+    "Accept",
+    "Last-Event-ID",
+]
+
+
+async def health(request: Request) -> Response:
+    return PlainTextResponse("OK")
+
+
+def rest_routes(settings: Settings) -> list[Route | Mount]:
+    # A Router, not a Starlette sub-app: handlers reach the runtime through the
+    # root application (`request.app`), which a sub-app would replace.
+    router = Router(
+        routes=[*sessions.routes, *chat.routes, *updates.routes, *control.routes, *openapi.routes]
+    )
+    api = CORSMiddleware(
+        ExceptionMiddleware(router, handlers={Exception: handle_error}),
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=ALLOWED_HEADERS,
+    )
+    return [Route("/health", health, methods=["GET"]), Mount("/api", app=api)]

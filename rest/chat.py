@@ -1,0 +1,117 @@
+"""`/api/chat`, `/api/state`, `/api/interrupt`, `/api/system`, `/api/events`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from rest.errors import BadRequest
+from rest.request import (
+    caller_for_session,
+    header_session_id,
+    int_param,
+    json_body,
+    runtime_of,
+    user_state_param,
+)
+from rest.shapes import snapshot, system_event
+from runtime.records import SessionRecord
+
+
+async def chat(request: Request) -> Response:
+    session_id = header_session_id(request)
+    message = request.query_params.get("message")
+    if message is None:
+        body = await json_body(request) or {}
+        found = body.get("message", body.get("text"))
+        message = found if isinstance(found, str) else None
+    if message is None or not message.strip():
+        raise BadRequest("the message parameter is required and must not be blank")
+    user_state = user_state_param(request)
+    runtime = runtime_of(request)
+    caller = await caller_for_session(request, session_id)
+    record = await runtime.turns.send_message(
+        caller,
+        session_id,
+        message,
+        user_state=user_state,
+        public_key=request.query_params.get("public_key") or None,
+    )
+    return await _snapshot(request, record)
+
+
+async def state(request: Request) -> Response:
+    session_id = header_session_id(request)
+    user_state = user_state_param(request)
+    runtime = runtime_of(request)
+    caller = await caller_for_session(request, session_id)
+    record = await runtime.conversations.find_session(caller, session_id)
+    if record is None:
+        return JSONResponse(snapshot(None, [], [], None))
+    if user_state is not None and user_state != record.user_state:
+        record = await runtime.conversations.update_user_state(caller, session_id, user_state)
+    return await _snapshot(request, record)
+
+
+async def interrupt(request: Request) -> Response:
+    session_id = header_session_id(request)
+    runtime = runtime_of(request)
+    caller = await caller_for_session(request, session_id)
+    return await _snapshot(request, await runtime.turns.interrupt(caller, session_id))
+
+
+async def system(request: Request) -> Response:
+    session_id = header_session_id(request)
+    message = request.query_params.get("message")
+    if message is None:
+        body = await json_body(request) or {}
+        found = body.get("message")
+        message = found if isinstance(found, str) else None
+    if message is None or not message.strip():
+        raise BadRequest("the message parameter is required and must not be blank")
+    runtime = runtime_of(request)
+    caller = await caller_for_session(request, session_id)
+    await runtime.conversations.add_system_message(
+        caller, session_id, message, event=_typed_object(message)
+    )
+    return JSONResponse({"res": message})
+
+
+async def events(request: Request) -> Response:
+    session_id = header_session_id(request)
+    count = int_param(request, "count", 1000, 1, 1000)
+    runtime = runtime_of(request)
+    caller = await caller_for_session(request, session_id)
+    records = await runtime.conversations.list_system_events(caller, session_id, 0, 1000)
+    return JSONResponse([system_event(record) for record in records[-count:]])
+
+
+async def _snapshot(request: Request, record: SessionRecord) -> Response:
+    shot = await runtime_of(request).snapshots.read(record)
+    return JSONResponse(snapshot(shot.session, shot.messages, shot.new_events, shot.streaming))
+
+
+def _typed_object(message: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(message)
+    except json.JSONDecodeError:
+        return None
+    if isinstance(value, dict) and isinstance(value.get("type"), str) and value["type"]:
+        return value
+    return None
+
+
+routes = [
+    Route("/chat", chat, methods=["POST"]),
+    Route("/state", state, methods=["GET"]),
+    Route("/interrupt", interrupt, methods=["POST"]),
+    Route("/system", system, methods=["POST"]),
+    Route("/events", events, methods=["GET"]),
+    # Newer clients: the same endpoints under /api/thread with X-Thread-Id.
+    Route("/thread/chat", chat, methods=["POST"]),
+    Route("/thread/state", state, methods=["GET"]),
+]

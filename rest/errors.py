@@ -1,0 +1,79 @@
+"""REST errors: `{"error": "<reason>"}` with the contract's status codes.
+
+Runtime errors map once, here; a backing service that cannot be reached is a 503;
+anything else is logged and answered 500 without details.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from runtime.errors import (
+    ConfabError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    QueueFull,
+    ServiceUnavailable,
+    Unauthenticated,
+)
+from runtime.turns.service import MessageTooLarge
+
+logger = logging.getLogger(__name__)
+
+STATUS: list[tuple[type[ConfabError], int]] = [
+    (MessageTooLarge, 413),
+    (InvalidInput, 400),
+    (Unauthenticated, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (QueueFull, 429),
+    (ServiceUnavailable, 503),
+]
+
+
+class BadRequest(ConfabError):
+    """A malformed request (missing header, bad JSON body): 400."""
+
+    code = "INVALID_INPUT"
+
+
+def error_response(status: int, reason: str) -> JSONResponse:
+    return JSONResponse({"error": reason}, status_code=status)
+
+
+def status_of(error: ConfabError) -> int:
+    if isinstance(error, BadRequest):
+        return 400
+    for kind, status in STATUS:
+        if isinstance(error, kind):
+            return status
+    return 500
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """A database or Redis that cannot be reached (connection refused, dropped)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from tortoise.exceptions import DBConnectionError
+
+    if isinstance(error, OSError | DBConnectionError | RedisConnectionError | TimeoutError):
+        return True
+    name = type(error).__module__
+    return name.startswith("asyncpg") and "Connection" in type(error).__name__
+
+
+async def handle_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, ConfabError):
+        return error_response(status_of(exc), exc.message)
+    if is_unavailable(exc):
+        logger.warning(
+            "%s %s: backing service unavailable: %r", request.method, request.url.path, exc
+        )
+        return error_response(503, "a backing service is unavailable; try again shortly")
+    logger.exception("%s %s failed", request.method, request.url.path)
+    return error_response(500, "internal server error")

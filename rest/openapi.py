@@ -1,0 +1,381 @@
+"""The OpenAPI 3.1 document of the REST compatibility layer (`/api/openapi.json`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+UUID_SCHEMA = {"type": "string", "format": "uuid"}
+SESSION_HEADER = {
+    "name": "X-Session-Id",
+    "in": "header",
+    "required": True,
+    "description": "The session's UUID, chosen by the client.",
+    "schema": UUID_SCHEMA,
+}
+KEY_HEADERS = [
+    {
+        "name": "AOMI-APP-KEY",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "App key (needed for any app but `default`).",
+    },
+    {
+        "name": "X-API-Key",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "App key, as older clients send it.",
+    },
+]
+APP_QUERY = [
+    {
+        "name": "app",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "The app (default `default`).",
+    },
+    {
+        "name": "namespace",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "Alias of `app`.",
+    },
+]
+PATH_ID = {"name": "session_id", "in": "path", "required": True, "schema": UUID_SCHEMA}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+ERRORS = {
+    "400": _error("Bad or missing parameters"),
+    "401": _error("Missing, unknown or revoked app key"),
+    "403": _error("The key does not cover the app"),
+    "404": _error("Unknown session"),
+    "409": _error("The session id is taken by another app"),
+    "413": _error("Message too large"),
+    "429": _error("Queue or rate limit"),
+    "503": _error("A backing service is unavailable"),
+}
+
+
+def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _operation(
+    summary: str,
+    ok: dict[str, Any],
+    parameters: list[dict[str, Any]],
+    errors: tuple[str, ...],
+    body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "parameters": [*parameters, *KEY_HEADERS, *APP_QUERY],
+        "responses": {"200": ok, **{code: ERRORS[code] for code in errors}},
+    }
+    if body is not None:
+        operation["requestBody"] = {
+            "required": False,
+            "content": {"application/json": {"schema": body}},
+        }
+    return operation
+
+
+def _query(name: str, required: bool, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "schema": schema,
+        "description": description,
+    }
+
+
+AUTH = ("400", "401", "403", "404", "503")
+USER_STATE = _query(
+    "user_state", False, {"type": "string"}, "URL-encoded JSON: nested or flat wallet state"
+)
+CLIENT_ID = _query("client_id", False, {"type": "string"}, "Ignored; accepted for compatibility")
+
+
+def document() -> dict[str, Any]:
+    snapshot = _ok(_ref("StateResponse"), "The session snapshot")
+    summary = _ok(_ref("SessionSummary"))
+    chat = _operation(
+        "Send a message (creates the session); the assistant answers in the background",
+        snapshot,
+        [
+            SESSION_HEADER,
+            _query("message", False, {"type": "string"}, "The message (or a JSON body)"),
+            _query("public_key", False, {"type": "string"}, "Bind this wallet"),
+            USER_STATE,
+            CLIENT_ID,
+        ],
+        ("400", "401", "403", "404", "409", "413", "429", "503"),
+        body={
+            "type": "object",
+            "properties": {"message": {"type": "string"}, "text": {"type": "string"}},
+        },
+    )
+    state = _operation(
+        "The session snapshot (an unknown session reads as empty)",
+        snapshot,
+        [SESSION_HEADER, USER_STATE, CLIENT_ID],
+        AUTH,
+    )
+    updates = {
+        "summary": "Server-Sent Events of the session (title_changed, tool_update, "
+        "tool_complete, system_notice and custom types)",
+        "parameters": [
+            SESSION_HEADER,
+            {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            },
+            *KEY_HEADERS,
+            *APP_QUERY,
+        ],
+        "responses": {
+            "200": {
+                "description": "An event stream",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            **{code: ERRORS[code] for code in AUTH},
+        },
+    }
+    paths: dict[str, Any] = {
+        "/api/sessions": {
+            "post": _operation(
+                "Create a session (idempotent)",
+                _ok(_ref("CreatedSession")),
+                [SESSION_HEADER],
+                ("400", "401", "403", "409", "503"),
+                body={"type": "object", "properties": {"public_key": {"type": "string"}}},
+            ),
+            "get": _operation(
+                "Sessions bound to a wallet, newest activity first",
+                _ok({"type": "array", "items": _ref("SessionSummary")}),
+                [
+                    _query("public_key", True, {"type": "string"}, "EVM address"),
+                    _query(
+                        "limit",
+                        False,
+                        {"type": "integer", "minimum": 1, "maximum": 200},
+                        "Default 50",
+                    ),
+                ],
+                ("400", "401", "403", "503"),
+            ),
+        },
+        "/api/sessions/{session_id}": {
+            "get": _operation("One session", summary, [PATH_ID], AUTH),
+            "patch": _operation(
+                "Rename (a user title is never replaced by automatic titling)",
+                _ok(_ref("RenamedSession")),
+                [PATH_ID],
+                AUTH,
+                body={
+                    "type": "object",
+                    "properties": {"title": {"type": "string"}},
+                    "required": ["title"],
+                },
+            ),
+            "delete": _operation(
+                "Delete the session, its threads and messages",
+                _ok(
+                    {
+                        "type": "object",
+                        "properties": {"deleted": {"type": "boolean"}},
+                        "required": ["deleted"],
+                    }
+                ),
+                [PATH_ID],
+                AUTH,
+            ),
+        },
+        "/api/sessions/{session_id}/archive": {
+            "post": _operation("Archive", _ok(_ref("ArchiveState")), [PATH_ID], AUTH)
+        },
+        "/api/sessions/{session_id}/unarchive": {
+            "post": _operation("Unarchive", _ok(_ref("ArchiveState")), [PATH_ID], AUTH)
+        },
+        "/api/chat": {"post": chat},
+        "/api/thread/chat": {"post": chat},
+        "/api/state": {"get": state},
+        "/api/thread/state": {"get": state},
+        "/api/interrupt": {
+            "post": _operation(
+                "Stop the running turn (partial text kept) and drop queued ones",
+                snapshot,
+                [SESSION_HEADER],
+                AUTH,
+            )
+        },
+        "/api/system": {
+            "post": _operation(
+                "Store a system message; a JSON object with a `type` is also published",
+                _ok(
+                    {
+                        "type": "object",
+                        "properties": {"res": {"type": "string"}},
+                        "required": ["res"],
+                    }
+                ),
+                [SESSION_HEADER, _query("message", False, {"type": "string"}, "The message")],
+                AUTH,
+                body={"type": "object", "properties": {"message": {"type": "string"}}},
+            )
+        },
+        "/api/events": {
+            "get": _operation(
+                "System events, oldest first (does not move the snapshot cursor)",
+                _ok({"type": "array", "items": _ref("SystemEvent")}),
+                [
+                    SESSION_HEADER,
+                    _query(
+                        "count",
+                        False,
+                        {"type": "integer", "minimum": 1, "maximum": 1000},
+                        "The most recent N",
+                    ),
+                ],
+                AUTH,
+            )
+        },
+        "/api/updates": {"get": updates},
+        "/api/thread/updates": {"get": updates},
+        "/api/control/models": {
+            "get": _operation(
+                "Models the caller's app offers",
+                _ok({"type": "array", "items": {"type": "string"}}),
+                [],
+                ("400", "401", "403", "404", "503"),
+            )
+        },
+        "/api/control/model": {
+            "post": _operation(
+                "Select the session's model",
+                _ok(_ref("ModelSelected")),
+                [SESSION_HEADER, _query("rig", True, {"type": "string"}, "A model name")],
+                ("400", "401", "403", "404", "409", "503"),
+            )
+        },
+        "/api/control/apps": {
+            "get": _operation(
+                "Apps the caller may use",
+                _ok({"type": "array", "items": {"type": "string"}}),
+                [],
+                ("400", "401", "403", "404", "503"),
+            )
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Confab REST compatibility layer",
+            "version": "1.0.0",
+            "description": "The documented /api endpoints of a hosted agent backend.",
+        },
+        "paths": paths,
+        "components": {"schemas": SCHEMAS},
+    }
+
+
+NULLABLE_STRING = {"type": ["string", "null"]}
+SCHEMAS: dict[str, Any] = {
+    "Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
+    "Message": {
+        "type": "object",
+        "properties": {
+            "sender": {"enum": ["user", "agent", "system"]},
+            "content": {"type": "string"},
+            "tool_result": {
+                "oneOf": [
+                    {"type": "null"},
+                    {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2},
+                ]
+            },
+            "timestamp": {"type": "string", "pattern": "^[0-9]{2}:[0-9]{2}:[0-9]{2} UTC$"},
+            "is_streaming": {"type": "boolean"},
+            "id": {"type": "string"},
+            "created_at": {"type": "string"},
+        },
+        "required": ["sender", "content", "tool_result", "timestamp", "is_streaming"],
+    },
+    "SystemEvent": {"type": "object", "minProperties": 1, "maxProperties": 1},
+    "StateResponse": {
+        "type": "object",
+        "properties": {
+            "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
+            "system_events": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/SystemEvent"},
+            },
+            "title": NULLABLE_STRING,
+            "is_processing": {"type": "boolean"},
+            "user_state": {"type": ["object", "null"]},
+        },
+        "required": ["messages", "system_events", "title", "is_processing", "user_state"],
+    },
+    "CreatedSession": {
+        "type": "object",
+        "properties": {"session_id": {"type": "string"}, "title": {"type": "string"}},
+        "required": ["session_id", "title"],
+    },
+    "RenamedSession": {
+        "type": "object",
+        "properties": {"session_id": {"type": "string"}, "title": {"type": "string"}},
+        "required": ["session_id", "title"],
+    },
+    "SessionSummary": {
+        "type": "object",
+        "properties": {
+            "session_id": {"type": "string"},
+            "title": {"type": "string"},
+            "is_archived": {"type": "boolean"},
+        },
+        "required": ["session_id", "title", "is_archived"],
+    },
+    "ArchiveState": {
+        "type": "object",
+        "properties": {"session_id": {"type": "string"}, "is_archived": {"type": "boolean"}},
+        "required": ["session_id", "is_archived"],
+    },
+    "ModelSelected": {
+        "type": "object",
+        "properties": {
+            "success": {"type": "boolean"},
+            "rig": {"type": "string"},
+            "created": {"type": "boolean"},
+        },
+        "required": ["success", "rig", "created"],
+    },
+}
+
+_DOCUMENT = document()
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(_DOCUMENT)
+
+
+routes = [Route("/openapi.json", openapi, methods=["GET"])]

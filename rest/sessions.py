@@ -1,0 +1,100 @@
+"""`/api/sessions`: create, list by wallet, get, rename, delete, archive."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from rest.errors import BadRequest
+from rest.request import (
+    caller_for_session,
+    caller_of,
+    header_session_id,
+    int_param,
+    json_body,
+    path_session_id,
+    runtime_of,
+)
+from rest.shapes import session_summary
+
+
+async def create_session(request: Request) -> Response:
+    session_id = header_session_id(request)
+    body = await json_body(request) or {}
+    public_key = body.get("public_key")
+    if public_key is not None and not isinstance(public_key, str):
+        raise BadRequest("public_key must be a string")
+    runtime = runtime_of(request)
+    record, _ = await runtime.conversations.create_session(
+        await caller_of(request), session_id, public_key=public_key or None
+    )
+    return JSONResponse({"session_id": str(record.id), "title": record.display_title})
+
+
+async def list_sessions(request: Request) -> Response:
+    public_key = request.query_params.get("public_key", "").strip()
+    if not public_key:
+        raise BadRequest("the public_key query parameter is required")
+    limit = int_param(request, "limit", 50, 1, 200)
+    runtime = runtime_of(request)
+    page = await runtime.conversations.list_sessions(
+        await caller_of(request), public_key=public_key, limit=limit
+    )
+    return JSONResponse([session_summary(record) for record in page.items])
+
+
+async def get_session(request: Request) -> Response:
+    session_id = path_session_id(request)
+    runtime = runtime_of(request)
+    caller = await caller_for_session(request, session_id)
+    return JSONResponse(
+        session_summary(await runtime.conversations.get_session(caller, session_id))
+    )
+
+
+async def rename_session(request: Request) -> Response:
+    session_id = path_session_id(request)
+    body = await json_body(request) or {}
+    title = body.get("title")
+    if not isinstance(title, str) or not title.strip():
+        raise BadRequest('a non-empty title is required: {"title": "..."}')
+    runtime = runtime_of(request)
+    caller = await caller_for_session(request, session_id)
+    record = await runtime.conversations.rename_session(caller, session_id, title)
+    return JSONResponse({"session_id": str(record.id), "title": record.display_title})
+
+
+async def delete_session(request: Request) -> Response:
+    session_id = path_session_id(request)
+    runtime = runtime_of(request)
+    caller = await caller_for_session(request, session_id)
+    await runtime.conversations.delete_session(caller, session_id)
+    return JSONResponse({"deleted": True})
+
+
+async def archive(request: Request) -> Response:
+    return await _set_archived(request, True)
+
+
+async def unarchive(request: Request) -> Response:
+    return await _set_archived(request, False)
+
+
+async def _set_archived(request: Request, archived: bool) -> Response:
+    session_id = path_session_id(request)
+    runtime = runtime_of(request)
+    caller = await caller_for_session(request, session_id)
+    record = await runtime.conversations.set_archived(caller, session_id, archived)
+    return JSONResponse({"session_id": str(record.id), "is_archived": record.is_archived})
+
+
+routes = [
+    Route("/sessions", create_session, methods=["POST"]),
+    Route("/sessions", list_sessions, methods=["GET"]),
+    Route("/sessions/{session_id}", get_session, methods=["GET"]),
+    Route("/sessions/{session_id}", rename_session, methods=["PATCH"]),
+    Route("/sessions/{session_id}", delete_session, methods=["DELETE"]),
+    Route("/sessions/{session_id}/archive", archive, methods=["POST"]),
+    Route("/sessions/{session_id}/unarchive", unarchive, methods=["POST"]),
+]

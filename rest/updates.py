@@ -1,0 +1,124 @@
+"""`GET /api/updates`: a session's events as Server-Sent Events.
+
+Each event is an `id: <cursor>` line and a `data: <json>` line; a client that
+reconnects with `Last-Event-ID` first gets what it missed (within the replay
+window), then live events, with no gap and no duplicate. A `: keep-alive` comment
+goes out whenever nothing else has for `CONFAB_SSE_KEEPALIVE` seconds. The stream
+ends when the client goes away or the server shuts down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from rest.errors import BadRequest
+from rest.request import caller_for_session, header_session_id, runtime_of
+from runtime.errors import NotFound
+from runtime.events import RESYNC_REQUIRED, Event, SubscriberOverflow
+from runtime.events.envelope import (
+    INTERNAL_TYPES,
+    SYSTEM_NOTICE,
+    TITLE_CHANGED,
+    TOOL_COMPLETE,
+    TOOL_UPDATE,
+)
+
+HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+async def updates(request: Request) -> Response:
+    session_id = header_session_id(request)
+    after = _last_event_id(request)
+    runtime = runtime_of(request)
+    caller = await caller_for_session(request, session_id)
+    record = await runtime.sessions.get(session_id)
+    if record is not None and record.app != caller.app:
+        raise NotFound(f"session {session_id} not found")
+    stream = _stream(request, runtime.conversations.watching(caller, session_id, after=after))
+    return StreamingResponse(stream, media_type="text/event-stream", headers=HEADERS)
+
+
+async def _stream(
+    request: Request, watching: contextlib.AbstractAsyncContextManager[AsyncIterator[Event]]
+) -> AsyncIterator[str]:
+    runtime = runtime_of(request)
+    shutting_down: asyncio.Event = request.app.state.shutting_down
+    keepalive = runtime.settings.sse_keepalive
+    async with watching as events:
+        yield ": connected\n\n"
+        iterator = aiter(events)
+        next_event: asyncio.Future[Event] = asyncio.ensure_future(anext(iterator))
+        stop: asyncio.Future[Any] = asyncio.ensure_future(shutting_down.wait())
+        try:
+            while True:
+                waiting: set[asyncio.Future[Any]] = {next_event, stop}
+                done, _ = await asyncio.wait(
+                    waiting, timeout=keepalive, return_when=asyncio.FIRST_COMPLETED
+                )
+                if stop in done:
+                    return
+                if not done:
+                    yield ": keep-alive\n\n"
+                    continue
+                try:
+                    event = next_event.result()
+                except StopAsyncIteration:
+                    return
+                except SubscriberOverflow as exc:
+                    yield f": closed: {exc.message}\n\n"
+                    return
+                data = legacy_event(event)
+                if data is not None:
+                    yield f"id: {event.id}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+                next_event = asyncio.ensure_future(anext(iterator))
+        finally:
+            for task in (next_event, stop):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
+                await next_event
+
+
+def legacy_event(event: Event) -> dict[str, Any] | None:
+    """The event as legacy clients read it, or None for the richer GraphQL-only ones."""
+    base: dict[str, Any] = {"type": event.type, "session_id": str(event.session_id)}
+    data = event.data
+    if event.type == TITLE_CHANGED:
+        return {**base, "new_title": data.get("new_title")}
+    if event.type in (TOOL_UPDATE, TOOL_COMPLETE):
+        return {
+            **base,
+            "id": data.get("id"),
+            "call_id": data.get("call_id"),
+            "tool_name": data.get("tool_name"),
+            "result": data.get("result"),
+        }
+    if event.type == SYSTEM_NOTICE:
+        return {**base, "message": data.get("message")}
+    if event.type == RESYNC_REQUIRED:
+        return {**base, "code": data.get("code"), "message": data.get("message")}
+    if event.type in INTERNAL_TYPES:
+        return None
+    return {**base, **{k: v for k, v in data.items() if k not in base}}  # custom types
+
+
+def _last_event_id(request: Request) -> int | None:
+    raw = request.headers.get("last-event-id", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise BadRequest(f"Last-Event-ID must be an event id, got {raw[:40]!r}")
+    return int(raw)
+
+
+routes = [
+    Route("/updates", updates, methods=["GET"]),
+    Route("/thread/updates", updates, methods=["GET"]),
+]
