@@ -84,7 +84,7 @@ class Settings:
     strict_keys: bool = False
     cors_origins: tuple[str, ...] = ("*",)
     rest_history_limit: int = 200
-    sse_keepalive: float = 15.0
+    sse_keepalive: float = 10.0
     apps: Mapping[str, AppConfig] = field(default_factory=lambda: {DEFAULT_APP: default_app()})
 
     @property

@@ -3,6 +3,7 @@ backend, served by the same runtime services as GraphQL."""
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
@@ -10,7 +11,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route, Router
 
 from rest import chat, control, openapi, sessions, updates
-from rest.errors import handle_error
+from rest.errors import handle_error, handle_http_error, not_found
 from settings import Settings
 
 ALLOWED_HEADERS = [
@@ -33,10 +34,13 @@ def rest_routes(settings: Settings) -> list[Route | Mount]:
     # A Router, not a Starlette sub-app: handlers reach the runtime through the
     # root application (`request.app`), which a sub-app would replace.
     router = Router(
-        routes=[*sessions.routes, *chat.routes, *updates.routes, *control.routes, *openapi.routes]
+        routes=[*sessions.routes, *chat.routes, *updates.routes, *control.routes, *openapi.routes],
+        default=not_found,
     )
     api = CORSMiddleware(
-        ExceptionMiddleware(router, handlers={Exception: handle_error}),
+        ExceptionMiddleware(
+            router, handlers={HTTPException: handle_http_error, Exception: handle_error}
+        ),
         allow_origins=list(settings.cors_origins),
         allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=ALLOWED_HEADERS,

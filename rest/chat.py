@@ -19,6 +19,7 @@ from rest.request import (
     user_state_param,
 )
 from rest.shapes import snapshot, system_event
+from runtime.errors import NotFound
 from runtime.records import SessionRecord
 
 
@@ -51,6 +52,9 @@ async def state(request: Request) -> Response:
     caller = await caller_for_session(request, session_id)
     record = await runtime.conversations.find_session(caller, session_id)
     if record is None:
+        if await runtime.sessions.get(session_id) is not None:
+            # Another app's session: 404, unlike one that does not exist at all.
+            raise NotFound(f"session {session_id} not found")
         return JSONResponse(snapshot(None, [], [], None))
     if user_state is not None and user_state != record.user_state:
         record = await runtime.conversations.update_user_state(caller, session_id, user_state)

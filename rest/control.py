@@ -26,9 +26,7 @@ async def select_model(request: Request) -> Response:
     offered = runtime.apps.get(caller.app).model.models
     if rig not in offered:
         raise BadRequest(f"unknown model {rig!r}; this app offers {list(offered)}")
-    created = False
-    if await runtime.conversations.find_session(caller, session_id) is None:
-        _, created = await runtime.conversations.create_session(caller, session_id)
+    _, created = await runtime.conversations.ensure_session(caller, session_id)
     await runtime.turns.select_model(caller, session_id, rig)
     return JSONResponse({"success": True, "rig": rig, "created": created})
 

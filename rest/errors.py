@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from runtime.errors import (
     ConfabError,
@@ -65,6 +67,18 @@ def is_unavailable(error: BaseException) -> bool:
         return True
     name = type(error).__module__
     return name.startswith("asyncpg") and "Connection" in type(error).__name__
+
+
+async def handle_http_error(request: Request, exc: Exception) -> Response:
+    """Routing errors (unknown path, wrong method) in the same JSON shape."""
+    assert isinstance(exc, HTTPException)
+    response = error_response(exc.status_code, exc.detail)
+    response.headers.update(exc.headers or {})
+    return response
+
+
+async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    await error_response(404, "no such endpoint")(scope, receive, send)
 
 
 async def handle_error(request: Request, exc: Exception) -> Response:

@@ -9,6 +9,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 UUID_SCHEMA = {"type": "string", "format": "uuid"}
+WALLET = {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"}
+TITLE = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"}
 SESSION_HEADER = {
     "name": "X-Session-Id",
     "in": "header",
@@ -115,7 +117,21 @@ USER_STATE = _query(
 CLIENT_ID = _query("client_id", False, {"type": "string"}, "Ignored; accepted for compatibility")
 
 
-def document() -> dict[str, Any]:
+def document(apps: list[str]) -> dict[str, Any]:
+    """The document for a server whose configured apps are `apps` (the `app` and
+    `namespace` parameters take exactly those names)."""
+    base = _document()
+    app_schema = {"type": "string", "enum": apps}
+    for operations in base["paths"].values():
+        for operation in operations.values():
+            operation["parameters"] = [
+                {**p, "schema": app_schema} if p["name"] in ("app", "namespace") else p
+                for p in operation["parameters"]
+            ]
+    return base
+
+
+def _document() -> dict[str, Any]:
     snapshot = _ok(_ref("StateResponse"), "The session snapshot")
     summary = _ok(_ref("SessionSummary"))
     chat = _operation(
@@ -124,7 +140,7 @@ def document() -> dict[str, Any]:
         [
             SESSION_HEADER,
             _query("message", False, {"type": "string"}, "The message (or a JSON body)"),
-            _query("public_key", False, {"type": "string"}, "Bind this wallet"),
+            _query("public_key", False, WALLET, "Bind this wallet"),
             USER_STATE,
             CLIENT_ID,
         ],
@@ -169,13 +185,16 @@ def document() -> dict[str, Any]:
                 _ok(_ref("CreatedSession")),
                 [SESSION_HEADER],
                 ("400", "401", "403", "409", "503"),
-                body={"type": "object", "properties": {"public_key": {"type": "string"}}},
+                body={
+                    "type": "object",
+                    "properties": {"public_key": {"oneOf": [WALLET, {"type": "null"}]}},
+                },
             ),
             "get": _operation(
                 "Sessions bound to a wallet, newest activity first",
                 _ok({"type": "array", "items": _ref("SessionSummary")}),
                 [
-                    _query("public_key", True, {"type": "string"}, "EVM address"),
+                    _query("public_key", True, WALLET, "EVM address"),
                     _query(
                         "limit",
                         False,
@@ -195,7 +214,7 @@ def document() -> dict[str, Any]:
                 AUTH,
                 body={
                     "type": "object",
-                    "properties": {"title": {"type": "string"}},
+                    "properties": {"title": TITLE},
                     "required": ["title"],
                 },
             ),
@@ -371,11 +390,12 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
-_DOCUMENT = document()
-
 
 async def openapi(request: Request) -> Response:
-    return JSONResponse(_DOCUMENT)
+    state = request.app.state
+    if not hasattr(state, "openapi"):
+        state.openapi = document(request.app.state.runtime.apps.names())
+    return JSONResponse(state.openapi)
 
 
 routes = [Route("/openapi.json", openapi, methods=["GET"])]

@@ -9,10 +9,13 @@ In strict mode a non-default app's session always needs its own app's key.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
 from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from rest.errors import BadRequest
 from rest.shapes import normalize_user_state
@@ -22,6 +25,8 @@ from runtime.credentials import app_from_request, key_from_headers
 from runtime.errors import Unauthenticated
 from runtime.records import JSONObject
 from settings import DEFAULT_APP
+
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 SESSION_HEADER = "x-session-id"
 THREAD_HEADER = "x-thread-id"  # newer clients, on the /api/thread/* aliases
@@ -113,3 +118,13 @@ def int_param(request: Request, name: str, default: int, low: int, high: int) ->
     if not low <= value <= high:
         raise BadRequest(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def by_method(path: str, **handlers: Endpoint) -> Route:
+    """One route per path, dispatching on the method, so a 405 lists (in `Allow`)
+    every method the path supports."""
+
+    async def dispatch(request: Request) -> Response:
+        return await handlers[request.method](request)
+
+    return Route(path, dispatch, methods=list(handlers))

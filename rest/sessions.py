@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from rest.errors import BadRequest
 from rest.request import (
+    by_method,
     caller_for_session,
     caller_of,
     header_session_id,
@@ -90,11 +91,10 @@ async def _set_archived(request: Request, archived: bool) -> Response:
 
 
 routes = [
-    Route("/sessions", create_session, methods=["POST"]),
-    Route("/sessions", list_sessions, methods=["GET"]),
-    Route("/sessions/{session_id}", get_session, methods=["GET"]),
-    Route("/sessions/{session_id}", rename_session, methods=["PATCH"]),
-    Route("/sessions/{session_id}", delete_session, methods=["DELETE"]),
+    by_method("/sessions", POST=create_session, GET=list_sessions),
+    by_method(
+        "/sessions/{session_id}", GET=get_session, PATCH=rename_session, DELETE=delete_session
+    ),
     Route("/sessions/{session_id}/archive", archive, methods=["POST"]),
     Route("/sessions/{session_id}/unarchive", unarchive, methods=["POST"]),
 ]

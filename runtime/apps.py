@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from models import App
 from runtime import keys
-from runtime.errors import Forbidden, NotFound, Unauthenticated
+from runtime.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from settings import DEFAULT_APP, AppConfig
 
 
@@ -60,10 +60,11 @@ class AppRegistry:
         No key: only `default`. A key: the app asked for must be one it covers; with
         no app asked for, the key's own app (its first, when it covers several).
         """
+        if requested_app is not None and requested_app not in self._apps:
+            raise InvalidInput("app", f"unknown app {requested_app[:64]!r}")
         if not clear_key:
             app = requested_app or DEFAULT_APP
             if app != DEFAULT_APP:
-                self.get(app)
                 raise Unauthenticated(f"app {app!r} needs an app key")
             return Caller(app=DEFAULT_APP)
         info = await self.verified_keys.verify(clear_key)
@@ -74,7 +75,6 @@ class AppRegistry:
         elif requested_app in info.apps or requested_app == DEFAULT_APP:
             app = requested_app
         else:
-            self.get(requested_app)
             raise Forbidden(f"this key does not cover app {requested_app!r}")
         self.get(app)
         return Caller(app=app, key_prefix=info.prefix, key_apps=info.apps)

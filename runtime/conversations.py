@@ -98,6 +98,17 @@ class Conversations:
             )
         return record, created
 
+    async def ensure_session(self, caller: Caller, session_id: UUID) -> tuple[SessionRecord, bool]:
+        """The caller's session, created on first use (chat, model selection). Unlike
+        `create_session`, another app's session is simply not found."""
+        record = await self.find_session(caller, session_id)
+        if record is not None:
+            return record, False
+        existing = await self._host.get(session_id)
+        if existing is not None and existing.app != caller.app:
+            raise NotFound(f"session {session_id} not found")
+        return await self.create_session(caller, session_id)
+
     async def rename_session(self, caller: Caller, session_id: UUID, title: str) -> SessionRecord:
         clean = validation.title_arg("title", title)
         record = await self._update(
@@ -219,7 +230,7 @@ class Conversations:
     async def post_system_notice(
         self, caller: Caller, session_id: UUID, message: str
     ) -> SystemEventRecord:
-        text = message.strip()
+        text = validation.text_arg("message", message).strip()
         if not text:
             raise InvalidInput("message", "must not be empty")
         if len(text) > SYSTEM_MESSAGE_MAX:
@@ -234,6 +245,11 @@ class Conversations:
     ) -> MessageRecord:
         """Store a system message in the primary thread; with `event` (an object with a
         `type` that is not an internal one) also publish it as that event."""
+        validation.text_arg("message", text)
+        if len(text) > SYSTEM_MESSAGE_MAX:
+            raise InvalidInput("message", f"must be at most {SYSTEM_MESSAGE_MAX} characters")
+        if event is not None:
+            validation.json_object_arg("message", event)
         record = await self.get_session(caller, session_id)
         message, updated = await self._store.append_message(
             NewMessage(session_id=session_id, thread_id=session_id, role=Role.SYSTEM, content=text)

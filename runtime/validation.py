@@ -23,8 +23,19 @@ def uuid_arg(field: str, value: str) -> UUID:
         raise InvalidInput(field, f"must be a UUID, got {value!r:.60}") from None
 
 
+def text_arg(field: str, value: str) -> str:
+    """Text a database can store: no NUL characters, no unpaired surrogates."""
+    if "\x00" in value:
+        raise InvalidInput(field, "must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(field, "is not valid Unicode text (unpaired surrogate)") from None
+    return value
+
+
 def title_arg(field: str, value: str) -> str:
-    title = value.strip()
+    title = text_arg(field, value).strip()
     if not title:
         raise InvalidInput(field, "must not be empty")
     if len(title) > TITLE_MAX:
@@ -43,7 +54,13 @@ def public_key_arg(field: str, value: str) -> str:
 def json_object_arg(field: str, value: object) -> JSONObject:
     if not isinstance(value, dict):
         raise InvalidInput(field, "must be a JSON object")
-    size = len(json.dumps(value, separators=(",", ":")).encode())
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if "\\u0000" in text:
+        raise InvalidInput(field, "must not contain NUL characters")
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError:
+        raise InvalidInput(field, "is not valid Unicode text (unpaired surrogate)") from None
     if size > JSON_OBJECT_MAX_BYTES:
         raise InvalidInput(field, f"must be at most {JSON_OBJECT_MAX_BYTES} bytes, got {size}")
     return value

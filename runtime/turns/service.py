@@ -17,6 +17,7 @@ from runtime.turns.runner import Turn, TurnRunner
 from runtime.turns.scheduler import TurnScheduler
 from runtime.turns.streams import StreamingMessage, Streams
 from runtime.turns.titles import Titler
+from runtime.validation import text_arg
 
 MESSAGE_MAX_BYTES = 32 * 1024
 
@@ -26,7 +27,7 @@ class MessageTooLarge(InvalidInput):
 
 
 def message_content(field: str, content: str) -> str:
-    text = content.strip()
+    text = text_arg(field, content).strip()
     if not text:
         raise InvalidInput(field, "must not be empty")
     size = len(text.encode())
@@ -70,9 +71,7 @@ class Turns:
     ) -> SessionRecord:
         """Store the user's message and queue the assistant's turn; returns at once."""
         text = message_content("content", content)
-        record = await self._conversations.find_session(caller, session_id)
-        if record is None:
-            record, _ = await self._conversations.create_session(caller, session_id)
+        record, _ = await self._conversations.ensure_session(caller, session_id)
         if user_state is not None:
             record = await self._conversations.update_user_state(caller, session_id, user_state)
         if public_key is not None and public_key != record.public_key:

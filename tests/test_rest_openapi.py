@@ -1,0 +1,83 @@
+"""Property-based: schemathesis generates requests from /api/openapi.json and checks,
+against a real server process, that none gets a 500 and every response fits the
+document (status codes, content types, headers, bodies, Allow on 405)."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis import checks
+
+from rest.openapi import document
+from tests.conftest import APPS_TOML
+from tests.processes import ServerProcess
+
+APPS = ["default", *tomllib.loads(APPS_TOML)["apps"]]
+schema = schemathesis.openapi.from_dict(document(sorted(APPS)))
+
+
+@pytest.fixture(scope="module")
+def server(
+    live_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    process = ServerProcess(live_env, tmp_path_factory.mktemp("openapi") / "server.log")
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.stop()
+
+
+def test_the_served_document_is_this_one(server: ServerProcess) -> None:
+    served = httpx.get(f"{server.url}/api/openapi.json", timeout=5).json()
+    assert served == document(sorted(APPS))
+    assert served["openapi"].startswith("3.1")
+
+
+@schema.exclude(path_regex=r".*/updates$").parametrize()
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_no_500_and_responses_match_the_document(case: Any, server: ServerProcess) -> None:
+    # Every check on responses; the checks that judge which *requests* must be
+    # accepted are left out: the legacy contract takes a message from the query or
+    # a body, which OpenAPI cannot state, and validates wallets and titles beyond it.
+    case.call_and_validate(
+        base_url=server.url,
+        timeout=10,
+        excluded_checks=[checks.positive_data_acceptance, checks.negative_data_rejection],
+    )
+
+
+@schema.include(path_regex=r".*/updates$").parametrize()
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_event_stream_requests_never_fail_with_500(case: Any, server: ServerProcess) -> None:
+    # A well-formed request opens an endless stream, so only its status and
+    # headers are checked here; tests/test_rest_*.py read the events.
+    kwargs = case.as_transport_kwargs(base_url=server.url)
+    with httpx.stream(
+        kwargs["method"],
+        kwargs["url"],
+        headers=kwargs.get("headers"),
+        params=kwargs.get("params"),
+        timeout=5,
+    ) as response:
+        if kwargs["method"].upper() != "GET":  # "unsupported method" probes
+            assert response.status_code == 405
+            assert "GET" in response.headers["allow"]
+            return
+        assert response.status_code in (200, 400, 401, 403, 404), response.status_code
+        if response.status_code == 200:
+            assert response.headers["content-type"].startswith("text/event-stream")
