@@ -85,6 +85,9 @@ class Settings:
     cors_origins: tuple[str, ...] = ("*",)
     rest_history_limit: int = 200
     sse_keepalive: float = 10.0
+    janitor_interval: float = 60.0
+    janitor_batch: int = 500
+    cache_idle_seconds: float = 900.0
     apps: Mapping[str, AppConfig] = field(default_factory=lambda: {DEFAULT_APP: default_app()})
 
     @property
@@ -138,6 +141,9 @@ class Settings:
             ),
             rest_history_limit=_int(env, "CONFAB_REST_HISTORY_LIMIT", cls.rest_history_limit),
             sse_keepalive=_float(env, "CONFAB_SSE_KEEPALIVE", cls.sse_keepalive),
+            janitor_interval=_float(env, "CONFAB_JANITOR_INTERVAL", cls.janitor_interval),
+            janitor_batch=_int(env, "CONFAB_JANITOR_BATCH", cls.janitor_batch),
+            cache_idle_seconds=_float(env, "CONFAB_CACHE_IDLE_SECONDS", cls.cache_idle_seconds),
             apps=load_apps(Path(config_file)) if config_file else {DEFAULT_APP: default_app()},
         )
 

@@ -52,8 +52,9 @@ async def state(request: Request) -> Response:
     caller = await caller_for_session(request, session_id)
     record = await runtime.conversations.find_session(caller, session_id)
     if record is None:
-        if await runtime.sessions.get(session_id) is not None:
-            # Another app's session: 404, unlike one that does not exist at all.
+        existing = await runtime.sessions.get(session_id)
+        if existing is not None and existing.app != caller.app:
+            # Another app's session: 404, unlike one that does not exist (or expired).
             raise NotFound(f"session {session_id} not found")
         return JSONResponse(snapshot(None, [], [], None))
     if user_state is not None and user_state != record.user_state:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from models import App
 from runtime import keys
@@ -33,6 +34,11 @@ class AppRegistry:
         if config is None:
             raise NotFound(f"unknown app {name!r}")
         return config
+
+    def expiry(self, app: str, now: datetime) -> datetime | None:
+        """When a session of `app` active at `now` expires (None: never)."""
+        ttl = self.get(app).session_ttl
+        return now + timedelta(seconds=ttl) if ttl > 0 else None
 
     def names(self) -> list[str]:
         return sorted(self._apps)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -252,9 +252,10 @@ class Conversations:
             validation.json_object_arg("message", event)
         record = await self.get_session(caller, session_id)
         message, updated = await self._store.append_message(
-            NewMessage(session_id=session_id, thread_id=session_id, role=Role.SYSTEM, content=text)
+            NewMessage(session_id=session_id, thread_id=session_id, role=Role.SYSTEM, content=text),
+            expires_at=self._expiry(caller.app, utcnow()),
         )
-        self._host.refresh(updated)
+        await self._host.refresh(updated)
         await self._publish(updated, MESSAGE_ADDED, {"message": message.as_json()})
         if event is not None and str(event.get("type")) not in INTERNAL_TYPES:
             data = {k: v for k, v in event.items() if k != "type"}
@@ -317,8 +318,7 @@ class Conversations:
         await self._announcer.publish(record, event_type, data)
 
     def _expiry(self, app: str, now: datetime) -> datetime | None:
-        ttl = self._apps.get(app).session_ttl
-        return now + timedelta(seconds=ttl) if ttl > 0 else None
+        return self._apps.expiry(app, now)
 
 
 async def _visible(

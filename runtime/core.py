@@ -13,8 +13,11 @@ from types import TracebackType
 from runtime.agents.registry import Agents
 from runtime.announcer import Announcer
 from runtime.apps import AppRegistry
+from runtime.coherence import create_coherence
 from runtime.conversations import Conversations
 from runtime.events import create_bus
+from runtime.janitor import Janitor
+from runtime.leases import create_leases
 from runtime.sessions import SessionHost
 from runtime.snapshots import Snapshots
 from runtime.store import SessionStore
@@ -30,7 +33,9 @@ class Runtime:
         self.settings = settings
         self.apps = AppRegistry(settings.apps, settings.key_cache_ttl)
         self.store: SessionStore = store or _make_store(settings.store)
-        self.sessions = SessionHost(self.store, settings.session_cache_size)
+        self.sessions = SessionHost(
+            self.store, settings.session_cache_size, create_coherence(settings.event_bus_url)
+        )
         self.events = create_bus(
             settings.event_bus_url, settings.event_queue_limit, settings.event_replay_limit
         )
@@ -40,6 +45,8 @@ class Runtime:
         self.turns = Turns(
             self.sessions, self.store, self.apps, self.conversations, self.announcer, self.agents
         )
+        self.leases = create_leases(settings.event_bus_url)
+        self.janitor = Janitor(self.store, self.sessions, self.events, self.leases, settings)
         self.snapshots = Snapshots(
             self.sessions, self.store, self.turns.streams, settings.rest_history_limit
         )
@@ -47,6 +54,7 @@ class Runtime:
     async def __aenter__(self) -> Runtime:
         await self.apps.sync_to_database()
         await self.events.start()
+        self.janitor.start()
         return self
 
     async def __aexit__(
@@ -55,9 +63,11 @@ class Runtime:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self.janitor.stop()
         await self.turns.shutdown()
         await self.agents.aclose()
         await self.events.stop()
+        await self.leases.aclose()
         await self.sessions.shutdown()
 
     async def ready(self) -> dict[str, str]:

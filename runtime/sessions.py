@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 from weakref import WeakValueDictionary
 
+from runtime.coherence import Coherence, LocalCoherence
 from runtime.records import Page, SessionRecord
 from runtime.store import SessionQuery, SessionStore
 
@@ -22,10 +24,14 @@ logger = logging.getLogger(__name__)
 
 
 class SessionHost:
-    def __init__(self, store: SessionStore, capacity: int) -> None:
+    def __init__(
+        self, store: SessionStore, capacity: int, coherence: Coherence | None = None
+    ) -> None:
         self._store = store
+        self._coherence: Coherence = coherence or LocalCoherence()
         self._capacity = max(1, capacity)
-        self._cache: OrderedDict[UUID, SessionRecord] = OrderedDict()
+        # Least recently used first; each entry remembers when it was last used.
+        self._cache: OrderedDict[UUID, tuple[SessionRecord, float]] = OrderedDict()
         self._locks: WeakValueDictionary[UUID, asyncio.Lock] = WeakValueDictionary()
         self.hits = 0
         self.misses = 0
@@ -35,10 +41,11 @@ class SessionHost:
     async def get(self, session_id: UUID) -> SessionRecord | None:
         """Tier 1 then tier 2; None when the session does not exist (never creates)."""
         cached = self._cache.get(session_id)
-        if cached is not None:
+        if cached is not None and await self._coherence.is_current(session_id, cached[0].version):
+            self._cache[session_id] = (cached[0], time.monotonic())
             self._cache.move_to_end(session_id)
             self.hits += 1
-            return cached
+            return cached[0]
         self.misses += 1
         return await self.load(session_id)
 
@@ -49,6 +56,7 @@ class SessionHost:
             self.unload(session_id)
         else:
             self._remember(record)
+            await self._coherence.written(session_id, record.version)
         return record
 
     async def create(
@@ -56,7 +64,7 @@ class SessionHost:
     ) -> tuple[SessionRecord, bool]:
         """Tier 3: create (with its primary thread); an existing id is returned as is."""
         record, created = await self._store.create_session(session_id, app, fields or {})
-        self._remember(record)
+        await self._written(record)
         return record, created
 
     # -- writes --------------------------------------------------------------
@@ -70,7 +78,7 @@ class SessionHost:
         """Store `fields` (if the row matches `expect`) and cache the result."""
         record = await self._store.update_session(session_id, fields, expect)
         if record is not None:
-            self._remember(record)
+            await self._written(record)
         elif expect is None:
             self.unload(session_id)
         return record
@@ -78,13 +86,19 @@ class SessionHost:
     async def delete(self, session_id: UUID) -> bool:
         deleted = await self._store.delete_session(session_id)
         self.unload(session_id)
+        await self._coherence.deleted(session_id)
         return deleted
 
-    def refresh(self, record: SessionRecord) -> None:
+    async def refresh(self, record: SessionRecord) -> None:
         """Take a newer copy that a store call returned (e.g. after a message append)."""
         current = self._cache.get(record.id)
-        if current is None or current.version <= record.version:
-            self._remember(record)
+        if current is None or current[0].version <= record.version:
+            await self._written(record)
+
+    async def _written(self, record: SessionRecord) -> None:
+        """Cache what was just stored and tell other replicas its version."""
+        self._remember(record)
+        await self._coherence.written(record.id, record.version)
 
     async def list_sessions(self, query: SessionQuery) -> Page[SessionRecord]:
         return await self._store.list_sessions(query)
@@ -108,6 +122,18 @@ class SessionHost:
     def loaded_ids(self) -> list[UUID]:
         return list(self._cache)
 
+    def evict_idle(self, max_idle: float) -> int:
+        """Drop sessions unused for `max_idle` seconds (they reload on demand)."""
+        cutoff = time.monotonic() - max_idle
+        evicted = 0
+        while self._cache:
+            session_id, (_, used) = next(iter(self._cache.items()))
+            if used > cutoff:
+                break
+            del self._cache[session_id]
+            evicted += 1
+        return evicted
+
     def health(self) -> dict[str, int]:
         return {
             "cached_sessions": len(self._cache),
@@ -118,9 +144,10 @@ class SessionHost:
 
     async def shutdown(self) -> None:
         self._cache.clear()
+        await self._coherence.aclose()
 
     def _remember(self, record: SessionRecord) -> None:
-        self._cache[record.id] = record
+        self._cache[record.id] = (record, time.monotonic())
         self._cache.move_to_end(record.id)
         while len(self._cache) > self._capacity:
             evicted, _ = self._cache.popitem(last=False)

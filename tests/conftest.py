@@ -38,6 +38,10 @@ models = ["builtin", "builtin-large"]
 [apps.beta]
 display_name = "Beta"
 
+[apps.ephemeral]
+display_name = "Ephemeral"
+session_ttl = 1
+
 [apps.gamma]
 display_name = "Gamma"
 queue_limit = 2

@@ -60,7 +60,7 @@ WITH thread AS (
     WHERE id = $2 RETURNING next_seq - 1 AS seq
 ), session AS (
     UPDATE sessions SET version = version + 1, updated_at = $1, last_active_at = $1,
-        is_processing = is_processing OR $10
+        is_processing = is_processing OR $10, expires_at = COALESCE($11, expires_at)
     WHERE id = $3 RETURNING {SESSION_COLUMNS}
 ), message AS (
     INSERT INTO messages ({MESSAGE_COLUMNS})
@@ -77,6 +77,7 @@ async def append_message(
     message_id: UUID,
     now: datetime,
     mark_processing: bool,
+    expires_at: datetime | None,
 ) -> tuple[MessageRecord, SessionRecord] | None:
     """One statement: the UPDATE of the thread row serializes concurrent appends."""
     rows = await client.execute_query_dict(
@@ -92,6 +93,7 @@ async def append_message(
             _json(message.tool_results),
             message.is_interrupted,
             mark_processing,
+            expires_at,
         ],
     )
     if not rows:

@@ -95,10 +95,25 @@ class SessionStore(Protocol):
     async def delete_thread(self, thread_id: UUID) -> bool: ...
 
     async def append_message(
-        self, message: NewMessage, *, mark_processing: bool = False
+        self,
+        message: NewMessage,
+        *,
+        mark_processing: bool = False,
+        expires_at: datetime | None = None,
     ) -> tuple[MessageRecord, SessionRecord]:
-        """Persist with the thread's next sequence number; touches the session (and,
-        with `mark_processing`, sets its processing flag in the same write)."""
+        """Persist with the thread's next sequence number; touches the session (and in
+        the same write, with `mark_processing`, sets its processing flag and, with
+        `expires_at`, pushes its expiry back)."""
+        ...
+
+    async def expired_session_ids(self, now: datetime, limit: int) -> list[UUID]: ...
+
+    async def delete_sessions(self, session_ids: list[UUID]) -> int:
+        """Delete with threads, messages and system events; returns how many went."""
+        ...
+
+    async def processing_session_ids(self, limit: int) -> list[UUID]:
+        """Sessions marked processing (for crash recovery)."""
         ...
 
     async def list_messages(

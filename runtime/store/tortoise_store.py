@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -152,13 +153,17 @@ class TortoiseStore:
         return bool(await Thread.filter(id=thread_id, is_primary=False).delete())
 
     async def append_message(
-        self, message: NewMessage, *, mark_processing: bool = False
+        self,
+        message: NewMessage,
+        *,
+        mark_processing: bool = False,
+        expires_at: datetime | None = None,
     ) -> tuple[MessageRecord, SessionRecord]:
         now = utcnow()
         client = self._fast()
         if client is not None:
             appended = await postgres_sql.append_message(
-                client, message, message.id or uuid4(), now, mark_processing
+                client, message, message.id or uuid4(), now, mark_processing, expires_at
             )
             if appended is None:
                 raise NotFound(f"thread {message.thread_id} not found")
@@ -190,6 +195,8 @@ class TortoiseStore:
             touch: dict[str, Any] = {"updated_at": now, "last_active_at": now}
             if mark_processing:
                 touch["is_processing"] = True
+            if expires_at is not None:
+                touch["expires_at"] = expires_at
             await (
                 Session.filter(id=message.session_id)
                 .using_db(conn)
@@ -197,6 +204,24 @@ class TortoiseStore:
             )
             session = await Session.get(id=message.session_id, using_db=conn)
         return _message(row), _session(session)
+
+    async def expired_session_ids(self, now: datetime, limit: int) -> list[UUID]:
+        rows = (
+            await Session.filter(expires_at__lte=now)
+            .order_by("expires_at")
+            .limit(limit)
+            .values_list("id", flat=True)
+        )
+        return [_uuid(row) for row in rows]
+
+    async def delete_sessions(self, session_ids: list[UUID]) -> int:
+        if not session_ids:
+            return 0
+        return int(await Session.filter(id__in=session_ids).delete())
+
+    async def processing_session_ids(self, limit: int) -> list[UUID]:
+        rows = await Session.filter(is_processing=True).limit(limit).values_list("id", flat=True)
+        return [_uuid(row) for row in rows]
 
     async def list_messages(self, thread_id: UUID, window: MessageWindow) -> Page[MessageRecord]:
         client = self._fast()

@@ -20,6 +20,8 @@ from runtime.agents.protocol import ModelError, ModelRequest, TextDelta, ToolCal
 from runtime.agents.registry import Agents, AppAgent
 from runtime.agents.tools import ToolContext, ToolOutcome, run_tool
 from runtime.announcer import Announcer
+from runtime.apps import AppRegistry
+from runtime.clock import utcnow
 from runtime.events.envelope import (
     MESSAGE_ADDED,
     MESSAGE_DELTA,
@@ -55,12 +57,14 @@ class TurnRunner:
         agents: Agents,
         announcer: Announcer,
         streams: Streams,
+        apps: AppRegistry,
     ) -> None:
         self._host = host
         self._store = store
         self._agents = agents
         self._announcer = announcer
         self._streams = streams
+        self._apps = apps
 
     async def run(self, turn: Turn) -> None:
         session = await self._host.get(turn.session_id)
@@ -231,9 +235,10 @@ class TurnRunner:
                 tool_results=tool_results,
                 is_interrupted=is_interrupted,
                 id=message_id,
-            )
+            ),
+            expires_at=self._apps.expiry(session.app, utcnow()),
         )
-        self._host.refresh(updated)
+        await self._host.refresh(updated)
         await self._announcer.publish(session, MESSAGE_ADDED, {"message": message.as_json()})
         return message
 

@@ -7,6 +7,7 @@ from uuid import UUID
 from runtime.agents.registry import Agents
 from runtime.announcer import Announcer
 from runtime.apps import AppRegistry, Caller
+from runtime.clock import utcnow
 from runtime.conversations import Conversations
 from runtime.errors import InvalidInput, NotFound
 from runtime.events.envelope import MESSAGE_ADDED, PROCESSING_CHANGED
@@ -53,7 +54,7 @@ class Turns:
         self._announcer = announcer
         self._agents = agents
         self.streams = Streams()
-        runner = TurnRunner(host, store, agents, announcer, self.streams)
+        runner = TurnRunner(host, store, agents, announcer, self.streams, apps)
         titler = Titler(host, store, agents, announcer)
         self._scheduler = TurnScheduler(
             host, runner, self._end_processing, titler.title_if_untitled
@@ -88,8 +89,9 @@ class Turns:
             message, record = await self._store.append_message(
                 NewMessage(session_id=session_id, thread_id=target, role=Role.USER, content=text),
                 mark_processing=starting,
+                expires_at=self._apps.expiry(caller.app, utcnow()),
             )
-            self._host.refresh(record)
+            await self._host.refresh(record)
             await self._announcer.publish(record, MESSAGE_ADDED, {"message": message.as_json()})
             if starting:
                 await self._announcer.publish(record, PROCESSING_CHANGED, {"is_processing": True})

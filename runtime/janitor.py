@@ -1,0 +1,84 @@
+"""The janitor: a periodic sweep that deletes expired sessions (in bounded batches,
+each its own short transaction) and evicts idle sessions from the cache.
+
+With several replicas, a lease makes sure only one sweeps at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from runtime.clock import utcnow
+from runtime.events import EventBus
+from runtime.leases import Leases
+from runtime.sessions import SessionHost
+from runtime.store import SessionStore
+from settings import Settings
+
+logger = logging.getLogger(__name__)
+
+LEASE = "janitor"
+
+
+class Janitor:
+    def __init__(
+        self,
+        store: SessionStore,
+        host: SessionHost,
+        events: EventBus,
+        leases: Leases,
+        settings: Settings,
+    ) -> None:
+        self._store = store
+        self._host = host
+        self._events = events
+        self._leases = leases
+        self._interval = settings.janitor_interval
+        self._batch = settings.janitor_batch
+        self._idle = settings.cache_idle_seconds
+        self._task: asyncio.Task[None] | None = None
+        self.swept = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="confab-janitor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.sweep()
+            except Exception:
+                logger.exception("janitor sweep failed; retrying next interval")
+
+    async def sweep(self) -> int:
+        """One sweep; returns how many expired sessions it deleted (0 if another
+        replica holds the sweep)."""
+        self._host.evict_idle(self._idle)
+        if not await self._leases.acquire(LEASE, self._interval * 2 + 30):
+            return 0
+        deleted = 0
+        try:
+            while True:
+                expired = await self._store.expired_session_ids(utcnow(), self._batch)
+                if not expired:
+                    break
+                deleted += await self._store.delete_sessions(expired)
+                for session_id in expired:
+                    self._host.unload(session_id)
+                    await self._events.forget(session_id)
+                await self._leases.renew(LEASE, self._interval * 2 + 30)
+                await asyncio.sleep(0)  # let requests run between batches
+        finally:
+            await self._leases.release(LEASE)
+        if deleted:
+            logger.info("janitor deleted %d expired sessions", deleted)
+        self.swept += deleted
+        return deleted

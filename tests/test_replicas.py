@@ -1,0 +1,87 @@
+"""Two server processes on one PostgreSQL and one Redis behave as one service."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import new_id, new_wallet
+from tests.live import post
+from tests.processes import ServerProcess
+
+READ = "query($id: ID!) { session(id: $id) { title isArchived isProcessing metadata } }"
+
+
+@pytest.fixture(scope="module")
+def replicas(
+    live_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    logs = tmp_path_factory.mktemp("replicas")
+    pair = (ServerProcess(live_env, logs / "a.log"), ServerProcess(live_env, logs / "b.log"))
+    try:
+        for server in pair:
+            server.wait_ready()
+        yield pair
+    finally:
+        for server in pair:
+            server.stop()
+
+
+async def test_a_write_on_one_replica_is_read_at_once_on_the_other(
+    replicas: tuple[ServerProcess, ServerProcess],
+) -> None:
+    a, b = replicas
+    session_id = new_id()
+    await post(a, "mutation($id: ID!) { createSession(id: $id) { id } }", id=session_id)
+    for n in range(15):
+        writer, reader = (a, b) if n % 2 == 0 else (b, a)
+        await post(reader, READ, id=session_id)  # the reader has it cached
+        await post(
+            writer,
+            "mutation($id: ID!, $t: String!) { renameSession(id: $id, title: $t) { id } }",
+            id=session_id,
+            t=f"title {n}",
+        )
+        read = await post(reader, READ, id=session_id)
+        assert read["session"]["title"] == f"title {n}", f"stale read on round {n}"
+
+
+async def test_rest_and_graphql_across_replicas(
+    replicas: tuple[ServerProcess, ServerProcess],
+) -> None:
+    import httpx
+
+    a, b = replicas
+    session_id, wallet = new_id(), new_wallet()
+    headers = {"X-Session-Id": session_id}
+    async with httpx.AsyncClient(timeout=10) as http:
+        await http.post(f"{a.url}/api/sessions", headers=headers, json={"public_key": wallet})
+        await post(b, READ, id=session_id)
+        await http.post(f"{a.url}/api/sessions/{session_id}/archive")
+        assert (await post(b, READ, id=session_id))["session"]["isArchived"] is True
+        listed = (await http.get(f"{b.url}/api/sessions", params={"public_key": wallet})).json()
+        assert listed == [{"session_id": session_id, "title": "New chat", "is_archived": True}]
+
+
+async def test_is_processing_reads_the_same_on_every_replica(
+    replicas: tuple[ServerProcess, ServerProcess],
+) -> None:
+    a, b = replicas
+    session_id = new_id()
+    await post(a, "mutation($id: ID!) { createSession(id: $id) { id } }", id=session_id)
+    await post(b, READ, id=session_id)  # cached on B while idle
+    await post(
+        a,
+        'mutation($s: ID!) { sendMessage(sessionId: $s, content: "/slow 1 long answer") { id } }',
+        s=session_id,
+    )
+    on_a = (await post(a, READ, id=session_id))["session"]["isProcessing"]
+    on_b = (await post(b, READ, id=session_id))["session"]["isProcessing"]
+    assert on_a is on_b is True
+    for _ in range(60):
+        await asyncio.sleep(0.1)
+        if not (await post(a, READ, id=session_id))["session"]["isProcessing"]:
+            break
+    assert (await post(b, READ, id=session_id))["session"]["isProcessing"] is False
