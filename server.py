@@ -29,6 +29,7 @@ from tortoise.contrib.starlette import RegisterTortoise
 
 from resolvers import confab_schema
 from rest import rest_routes
+from rest.errors import handle_http_error
 from runtime import keys
 from runtime.apps import AppRegistry
 from runtime.core import Runtime
@@ -81,7 +82,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/readyz", readyz),
         *rest_routes(settings),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    # Unknown paths and wrong methods answer in the REST layer's JSON error shape,
+    # including paths the /api mount cannot match (e.g. with a newline in them).
+    handlers = {404: handle_http_error, 405: handle_http_error}
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
 
 
 async def healthz(request: Request) -> Response:

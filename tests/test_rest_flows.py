@@ -276,3 +276,14 @@ async def test_graphql_and_rest_share_app_isolation(
         "/api/state", headers={"X-Session-Id": session_id, "X-API-Key": alpha_key}
     )
     assert mine.json()["title"] == "New chat"
+
+
+async def test_unknown_paths_answer_in_json(client: httpx.AsyncClient) -> None:
+    for path in ("/api/nope", "/api/sessions/a%0Ab", "/nothing-here"):
+        response = await client.get(path)
+        assert response.status_code == 404, path
+        assert response.headers["content-type"] == "application/json"
+        assert "error" in response.json()
+    wrong = await client.put("/api/state")
+    assert wrong.status_code == 405
+    assert "GET" in wrong.headers["allow"]

@@ -44,6 +44,7 @@ def test_the_served_document_is_this_one(server: ServerProcess) -> None:
 @settings(
     max_examples=15,
     deadline=None,
+    derandomize=True,  # the same examples on every run: CI failures reproduce
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 def test_no_500_and_responses_match_the_document(case: Any, server: ServerProcess) -> None:
@@ -60,6 +61,7 @@ def test_no_500_and_responses_match_the_document(case: Any, server: ServerProces
 @schema.include(path_regex=r".*/updates$").parametrize()
 @settings(
     max_examples=8,
+    derandomize=True,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
