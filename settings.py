@@ -88,6 +88,7 @@ class Settings:
     janitor_interval: float = 60.0
     janitor_batch: int = 500
     cache_idle_seconds: float = 900.0
+    recovery_seconds: float = 30.0
     apps: Mapping[str, AppConfig] = field(default_factory=lambda: {DEFAULT_APP: default_app()})
 
     @property
@@ -144,6 +145,7 @@ class Settings:
             janitor_interval=_float(env, "CONFAB_JANITOR_INTERVAL", cls.janitor_interval),
             janitor_batch=_int(env, "CONFAB_JANITOR_BATCH", cls.janitor_batch),
             cache_idle_seconds=_float(env, "CONFAB_CACHE_IDLE_SECONDS", cls.cache_idle_seconds),
+            recovery_seconds=_float(env, "CONFAB_RECOVERY_SECONDS", cls.recovery_seconds),
             apps=load_apps(Path(config_file)) if config_file else {DEFAULT_APP: default_app()},
         )
 

@@ -18,6 +18,7 @@ from runtime.conversations import Conversations
 from runtime.events import create_bus
 from runtime.janitor import Janitor
 from runtime.leases import create_leases
+from runtime.recovery import Recovery
 from runtime.sessions import SessionHost
 from runtime.snapshots import Snapshots
 from runtime.store import SessionStore
@@ -42,10 +43,26 @@ class Runtime:
         self.announcer = Announcer(self.events, self.apps)
         self.conversations = Conversations(self.sessions, self.store, self.apps, self.announcer)
         self.agents = Agents(settings.apps)
-        self.turns = Turns(
-            self.sessions, self.store, self.apps, self.conversations, self.announcer, self.agents
-        )
         self.leases = create_leases(settings.event_bus_url)
+        lease_seconds = settings.recovery_seconds / 3
+        self.turns = Turns(
+            self.sessions,
+            self.store,
+            self.apps,
+            self.conversations,
+            self.announcer,
+            self.agents,
+            self.leases,
+            lease_seconds,
+        )
+        self.recovery = Recovery(
+            self.store,
+            self.sessions,
+            self.turns,
+            self.leases,
+            self.announcer,
+            settings.recovery_seconds,
+        )
         self.janitor = Janitor(self.store, self.sessions, self.events, self.leases, settings)
         self.snapshots = Snapshots(
             self.sessions, self.store, self.turns.streams, settings.rest_history_limit
@@ -55,6 +72,7 @@ class Runtime:
         await self.apps.sync_to_database()
         await self.events.start()
         self.janitor.start()
+        self.recovery.start()
         return self
 
     async def __aexit__(
@@ -63,6 +81,7 @@ class Runtime:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self.recovery.stop()
         await self.janitor.stop()
         await self.turns.shutdown()
         await self.agents.aclose()

@@ -63,6 +63,12 @@ class ServerProcess:
             "Application shutdown complete" in self.log()
         )
 
+    def kill(self) -> None:
+        """SIGKILL: the process dies mid-work, with no chance to clean up."""
+        self.process.kill()
+        self.process.wait(10)
+        self._log.close()
+
     def log(self) -> str:
         if not self._log.closed:
             self._log.flush()

@@ -19,12 +19,18 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from runtime.errors import QueueFull
+from runtime.leases import Leases
 from runtime.sessions import SessionHost
 from runtime.turns.runner import Turn, TurnRunner
 
 logger = logging.getLogger(__name__)
 
 AFTER_TURN_TIMEOUT = 15.0
+LEASE_POLL = 0.25
+
+
+def turn_lease(session_id: UUID) -> str:
+    return f"turn:{session_id}"
 
 
 @dataclass
@@ -41,8 +47,12 @@ class TurnScheduler:
         runner: TurnRunner,
         end_processing: Callable[[UUID], Awaitable[None]],
         after_turn: Callable[[UUID], Awaitable[None]],
+        leases: Leases,
+        lease_seconds: float,
     ) -> None:
         self._host = host
+        self._leases = leases
+        self._lease_seconds = lease_seconds
         self._runner = runner
         self._end_processing = end_processing
         self._after_turn = after_turn
@@ -78,6 +88,30 @@ class TurnScheduler:
         return True
 
     async def _drain(self, session_id: UUID, work: _SessionWork) -> None:
+        """Run the queue while holding the session's turn lease, so turns of one
+        session never overlap across replicas; a holder that dies lets it expire."""
+        lease = turn_lease(session_id)
+        while not await self._leases.acquire(lease, self._lease_seconds):  # noqa: ASYNC110
+            await asyncio.sleep(LEASE_POLL)  # another replica runs it; a lease is polled
+        renewing = asyncio.create_task(self._renew(lease))
+        try:
+            await self._run_queue(session_id, work)
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._leases.release(lease))
+
+    async def _renew(self, lease: str) -> None:
+        while True:
+            await asyncio.sleep(self._lease_seconds / 3)
+            try:
+                await self._leases.renew(lease, self._lease_seconds)
+            except Exception as exc:
+                logger.warning("could not renew %s: %s", lease, exc)
+
+    async def _run_queue(self, session_id: UUID, work: _SessionWork) -> None:
         while True:
             async with self._host.lock(session_id):
                 if not work.queue:

@@ -11,6 +11,7 @@ from runtime.clock import utcnow
 from runtime.conversations import Conversations
 from runtime.errors import InvalidInput, NotFound
 from runtime.events.envelope import MESSAGE_ADDED, PROCESSING_CHANGED
+from runtime.leases import Leases
 from runtime.records import Role, SessionRecord
 from runtime.sessions import SessionHost
 from runtime.store import NewMessage, SessionStore
@@ -46,6 +47,8 @@ class Turns:
         conversations: Conversations,
         announcer: Announcer,
         agents: Agents,
+        leases: Leases,
+        lease_seconds: float,
     ) -> None:
         self._host = host
         self._store = store
@@ -57,7 +60,7 @@ class Turns:
         runner = TurnRunner(host, store, agents, announcer, self.streams, apps)
         titler = Titler(host, store, agents, announcer)
         self._scheduler = TurnScheduler(
-            host, runner, self._end_processing, titler.title_if_untitled
+            host, runner, self._end_processing, titler.title_if_untitled, leases, lease_seconds
         )
 
     async def send_message(
@@ -113,6 +116,10 @@ class Turns:
         if record is None:
             raise NotFound(f"session {session_id} not found")
         return record
+
+    def is_busy(self, session_id: UUID) -> bool:
+        """Whether this replica has turns of the session queued or running."""
+        return self._scheduler.is_busy(session_id)
 
     def streaming(self, session_id: UUID) -> StreamingMessage | None:
         return self.streams.get(session_id)

@@ -1,0 +1,95 @@
+"""Crash recovery: a turn whose process died is marked interrupted.
+
+A replica runs a session's turns only while it holds the session's turn lease,
+renewed every third of its life. If the process dies, the lease expires; then
+any replica (or the restarted process) finds the session still marked processing
+with nobody holding its lease, records a system error, announces it, and clears
+`isProcessing`. The user's message was stored when it was accepted, so nothing
+acknowledged is lost; the partial answer of the dead turn is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+
+from runtime.announcer import Announcer
+from runtime.clock import utcnow
+from runtime.events.envelope import PROCESSING_CHANGED, SYSTEM_NOTICE
+from runtime.leases import Leases
+from runtime.sessions import SessionHost
+from runtime.store import SessionStore
+from runtime.turns import Turns
+from runtime.turns.scheduler import turn_lease
+
+logger = logging.getLogger(__name__)
+
+NOTICE = "The assistant's turn was interrupted: the server running it stopped."
+SCAN_LIMIT = 500
+
+
+class Recovery:
+    def __init__(
+        self,
+        store: SessionStore,
+        host: SessionHost,
+        turns: Turns,
+        leases: Leases,
+        announcer: Announcer,
+        bound_seconds: float,
+    ) -> None:
+        self._store = store
+        self._host = host
+        self._turns = turns
+        self._leases = leases
+        self._announcer = announcer
+        # A lease lives a third of the bound, and is checked every third: a dead
+        # holder's turn is recovered within the bound.
+        self.lease_seconds = bound_seconds / 3
+        self._task: asyncio.Task[None] | None = None
+        self.recovered = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="confab-recovery")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.check()
+            except Exception:
+                logger.exception("crash recovery check failed; retrying")
+            await asyncio.sleep(self.lease_seconds)
+
+    async def check(self) -> int:
+        """Recover every orphaned turn found now; returns how many."""
+        recovered = 0
+        quiet_since = utcnow() - timedelta(seconds=self.lease_seconds)
+        for session_id in await self._store.processing_session_ids(SCAN_LIMIT):
+            if self._turns.is_busy(session_id) or await self._leases.held(turn_lease(session_id)):
+                continue
+            session = await self._host.load(session_id)
+            # Just accepted elsewhere, its worker about to take the lease: not orphaned.
+            if session is None or not session.is_processing or session.updated_at > quiet_since:
+                continue
+            cleared = await self._host.update(
+                session_id, {"is_processing": False}, expect={"is_processing": True}
+            )
+            if cleared is None:
+                continue  # someone else recovered it, or it finished
+            event = await self._store.add_system_event(session_id, "error", {"message": NOTICE})
+            await self._announcer.publish(
+                cleared, SYSTEM_NOTICE, {"message": NOTICE, "event_id": event.id, "kind": "error"}
+            )
+            await self._announcer.publish(cleared, PROCESSING_CHANGED, {"is_processing": False})
+            logger.warning("recovered the orphaned turn of session %s", session_id)
+            recovered += 1
+        self.recovered += recovered
+        return recovered
