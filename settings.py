@@ -65,6 +65,8 @@ class Settings:
     port: int = 8000
     database_url: str = DEFAULT_DATABASE_URL
     db_pool_max: int = 20
+    db_timeout: float = 3.0
+    db_command_timeout: float = 15.0
     auto_migrate: bool | None = None
     config_file: str | None = None
     store: str | None = None
@@ -114,6 +116,8 @@ class Settings:
                 env.get("DATABASE_URL") or env.get("CONFAB_DATABASE_URL") or DEFAULT_DATABASE_URL
             ),
             db_pool_max=_int(env, "CONFAB_DB_POOL_MAX", cls.db_pool_max),
+            db_timeout=_float(env, "CONFAB_DB_TIMEOUT", cls.db_timeout),
+            db_command_timeout=_float(env, "CONFAB_DB_COMMAND_TIMEOUT", cls.db_command_timeout),
             auto_migrate=_optional_bool(env, "CONFAB_AUTO_MIGRATE"),
             config_file=config_file,
             store=env.get("CONFAB_STORE") or None,

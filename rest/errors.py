@@ -22,6 +22,7 @@ from runtime.errors import (
     QueueFull,
     ServiceUnavailable,
     Unauthenticated,
+    is_unavailable,
 )
 from runtime.turns.service import MessageTooLarge
 
@@ -56,17 +57,6 @@ def status_of(error: ConfabError) -> int:
         if isinstance(error, kind):
             return status
     return 500
-
-
-def is_unavailable(error: BaseException) -> bool:
-    """A database or Redis that cannot be reached (connection refused, dropped)."""
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from tortoise.exceptions import DBConnectionError
-
-    if isinstance(error, OSError | DBConnectionError | RedisConnectionError | TimeoutError):
-        return True
-    name = type(error).__module__
-    return name.startswith("asyncpg") and "Connection" in type(error).__name__
 
 
 async def handle_http_error(request: Request, exc: Exception) -> Response:

@@ -20,7 +20,14 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
     """The Tortoise config dict for these settings (pool sized for concurrent requests)."""
     credentials: dict[str, Any] | None = None
     if not settings.is_sqlite:
-        credentials = {"minsize": 1, "maxsize": settings.db_pool_max}
+        # Bounded waits: with the database down or unreachable, requests fail fast
+        # (503) instead of hanging; the pool reconnects when it returns.
+        credentials = {
+            "minsize": 1,
+            "maxsize": settings.db_pool_max,
+            "timeout": settings.db_timeout,
+            "command_timeout": settings.db_command_timeout,
+        }
     connection: str | dict[str, Any] = settings.database_url
     if credentials is not None:
         connection = _url_to_dict(settings.database_url, credentials)

@@ -42,3 +42,19 @@ class QueueFull(ConfabError):
 
 class ServiceUnavailable(ConfabError):
     code = "SERVICE_UNAVAILABLE"
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """A database or Redis that cannot be reached (refused, dropped, timed out)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from tortoise.exceptions import DBConnectionError
+
+    if isinstance(error, OSError | DBConnectionError | RedisConnectionError | TimeoutError):
+        return True
+    kind = type(error)
+    if kind.__module__.startswith("asyncpg") and (
+        "Connection" in kind.__name__ or "Interface" in kind.__name__
+    ):
+        return True
+    cause = error.__cause__
+    return cause is not None and cause is not error and is_unavailable(cause)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from strawberry.extensions import SchemaExtension
 
 from graphql import GraphQLError
-from runtime.errors import ConfabError
+from runtime.errors import ConfabError, is_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,11 @@ def to_graphql_error(error: GraphQLError) -> GraphQLError:
         return _with_code(error, original.message, original.code)
     if isinstance(original, GraphQLError):
         return error
+    if is_unavailable(original):
+        logger.warning("backing service unavailable: %r", original)
+        return _with_code(
+            error, "a backing service is unavailable; try again shortly", "SERVICE_UNAVAILABLE"
+        )
     logger.error("unexpected error in %s", ".".join(map(str, error.path or [])), exc_info=original)
     return _with_code(error, MASKED_MESSAGE, "INTERNAL")
 
