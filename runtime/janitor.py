@@ -73,7 +73,7 @@ class Janitor:
                 deleted += await self._store.delete_sessions(expired)
                 for session_id in expired:
                     self._host.unload(session_id)
-                    await self._events.forget(session_id)
+                await self._events.forget_many(expired)
                 await self._leases.renew(LEASE, self._interval * 2 + 30)
                 await asyncio.sleep(0)  # let requests run between batches
         finally:

@@ -37,3 +37,20 @@ def test_ack_benchmark_runs() -> None:
     figures = json.loads((ROOT / "bench" / "results" / "ack.json").read_text())
     assert figures["count"] == 6
     assert figures["p99_ms"] > 0
+
+
+@pytest.mark.usefixtures("postgres_url", "redis_url")
+def test_janitor_benchmark_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.janitor", "--sessions", "300", "--seconds", "0.5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads((ROOT / "bench" / "results" / "janitor.json").read_text())
+    assert figures["expired_sessions"] == 300
+    assert figures["baseline"]["count"] > 0
+    assert figures["during_sweep"]["count"] > 0

@@ -85,3 +85,29 @@ async def test_is_processing_reads_the_same_on_every_replica(
         if not (await post(a, READ, id=session_id))["session"]["isProcessing"]:
             break
     assert (await post(b, READ, id=session_id))["session"]["isProcessing"] is False
+
+
+async def test_sse_subscribers_on_one_replica_see_events_caused_on_another(
+    replicas: tuple[ServerProcess, ServerProcess],
+) -> None:
+    import json
+
+    import httpx
+
+    a, b = replicas
+    session_id = new_id()
+    headers = {"X-Session-Id": session_id}
+    async with (
+        httpx.AsyncClient(timeout=10) as http,
+        http.stream("GET", f"{b.url}/api/updates", headers=headers) as stream,
+    ):
+        lines = stream.aiter_lines()
+        assert await anext(lines) == ": connected"
+        await http.post(f"{a.url}/api/sessions", headers=headers)
+        await http.patch(f"{a.url}/api/sessions/{session_id}", json={"title": "From A"})
+        async with asyncio.timeout(10):
+            async for line in lines:
+                if line.startswith("data: "):
+                    event = json.loads(line[6:])
+                    break
+    assert event == {"type": "title_changed", "session_id": session_id, "new_title": "From A"}

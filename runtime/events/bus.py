@@ -87,9 +87,13 @@ class EventBus(ABC):
     async def head(self, session_id: UUID) -> int:
         """The newest id the session's log has given out (0: none)."""
 
-    @abstractmethod
     async def forget(self, session_id: UUID) -> None:
         """Drop the session's replay log and counter (the session is gone)."""
+        await self.forget_many([session_id])
+
+    @abstractmethod
+    async def forget_many(self, session_ids: list[UUID]) -> None:
+        """`forget` for many sessions at once (the janitor's batches)."""
 
     async def _watch(self, session_id: UUID) -> None:
         """The first local subscriber of a session arrived (e.g. subscribe its channel)."""

@@ -56,5 +56,6 @@ class MemoryEventBus(EventBus):
         log = self._logs.get(session_id)
         return 0 if log is None else log.head
 
-    async def forget(self, session_id: UUID) -> None:
-        self._logs.pop(session_id, None)
+    async def forget_many(self, session_ids: list[UUID]) -> None:
+        for session_id in session_ids:
+            self._logs.pop(session_id, None)

@@ -85,7 +85,7 @@ class _Outgoing:
     """An event to publish, or a session's log to drop, in outbox order."""
 
     pending: _Pending | None = None
-    forget: UUID | None = None
+    forget: list[UUID] | None = None
     future: asyncio.Future[Event | None] | None = None
 
     def resolve(self, event: Event | None) -> None:
@@ -167,9 +167,10 @@ class RedisEventBus(EventBus):
         pending = _Pending(session_id, app, event_type, data, utc_now(), ttl)
         return await self._enqueue(_Outgoing(pending=pending), wait)
 
-    async def forget(self, session_id: UUID) -> None:
-        # Through the outbox, so it lands after the session's last events.
-        await self._enqueue(_Outgoing(forget=session_id), wait=True)
+    async def forget_many(self, session_ids: list[UUID]) -> None:
+        # Through the outbox, so it lands after the sessions' last events.
+        if session_ids:
+            await self._enqueue(_Outgoing(forget=list(session_ids)), wait=True)
 
     async def _enqueue(self, item: _Outgoing, wait: bool) -> Event | None:
         if len(self._outbox) >= self._retry_buffer:
@@ -229,7 +230,8 @@ class RedisEventBus(EventBus):
         async with self._redis.pipeline(transaction=False) as pipe:
             for item in batch:
                 if item.forget is not None:
-                    pipe.delete(_counter_key(item.forget), _stream_key(item.forget))
+                    keys = [k for s in item.forget for k in (_counter_key(s), _stream_key(s))]
+                    pipe.delete(*keys)
                     continue
                 assert item.pending is not None
                 pending = item.pending
