@@ -8,6 +8,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from rest.openapi_schemas import SCHEMAS
+
 UUID_SCHEMA = {"type": "string", "format": "uuid"}
 WALLET = {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"}
 TITLE = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"}
@@ -317,78 +319,6 @@ def _document() -> dict[str, Any]:
         "paths": paths,
         "components": {"schemas": SCHEMAS},
     }
-
-
-NULLABLE_STRING = {"type": ["string", "null"]}
-SCHEMAS: dict[str, Any] = {
-    "Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
-    "Message": {
-        "type": "object",
-        "properties": {
-            "sender": {"enum": ["user", "agent", "system"]},
-            "content": {"type": "string"},
-            "tool_result": {
-                "oneOf": [
-                    {"type": "null"},
-                    {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2},
-                ]
-            },
-            "timestamp": {"type": "string", "pattern": "^[0-9]{2}:[0-9]{2}:[0-9]{2} UTC$"},
-            "is_streaming": {"type": "boolean"},
-            "id": {"type": "string"},
-            "created_at": {"type": "string"},
-        },
-        "required": ["sender", "content", "tool_result", "timestamp", "is_streaming"],
-    },
-    "SystemEvent": {"type": "object", "minProperties": 1, "maxProperties": 1},
-    "StateResponse": {
-        "type": "object",
-        "properties": {
-            "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
-            "system_events": {
-                "type": "array",
-                "items": {"$ref": "#/components/schemas/SystemEvent"},
-            },
-            "title": NULLABLE_STRING,
-            "is_processing": {"type": "boolean"},
-            "user_state": {"type": ["object", "null"]},
-        },
-        "required": ["messages", "system_events", "title", "is_processing", "user_state"],
-    },
-    "CreatedSession": {
-        "type": "object",
-        "properties": {"session_id": {"type": "string"}, "title": {"type": "string"}},
-        "required": ["session_id", "title"],
-    },
-    "RenamedSession": {
-        "type": "object",
-        "properties": {"session_id": {"type": "string"}, "title": {"type": "string"}},
-        "required": ["session_id", "title"],
-    },
-    "SessionSummary": {
-        "type": "object",
-        "properties": {
-            "session_id": {"type": "string"},
-            "title": {"type": "string"},
-            "is_archived": {"type": "boolean"},
-        },
-        "required": ["session_id", "title", "is_archived"],
-    },
-    "ArchiveState": {
-        "type": "object",
-        "properties": {"session_id": {"type": "string"}, "is_archived": {"type": "boolean"}},
-        "required": ["session_id", "is_archived"],
-    },
-    "ModelSelected": {
-        "type": "object",
-        "properties": {
-            "success": {"type": "boolean"},
-            "rig": {"type": "string"},
-            "created": {"type": "boolean"},
-        },
-        "required": ["success", "rig", "created"],
-    },
-}
 
 
 async def openapi(request: Request) -> Response:

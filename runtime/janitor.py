@@ -7,12 +7,12 @@ With several replicas, a lease makes sure only one sweeps at a time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from runtime.clock import utcnow
 from runtime.events import EventBus
 from runtime.leases import Leases
+from runtime.periodic import Periodic
 from runtime.sessions import SessionHost
 from runtime.store import SessionStore
 from settings import Settings
@@ -38,25 +38,14 @@ class Janitor:
         self._interval = settings.janitor_interval
         self._batch = settings.janitor_batch
         self._idle = settings.cache_idle_seconds
-        self._task: asyncio.Task[None] | None = None
+        self.periodic = Periodic("janitor", self._interval, self.sweep, first=False)
         self.swept = 0
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="confab-janitor")
+        self.periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.sweep()
-            except Exception:
-                logger.exception("janitor sweep failed; retrying next interval")
+        await self.periodic.stop()
 
     async def sweep(self) -> int:
         """One sweep; returns how many expired sessions it deleted (0 if another

@@ -10,8 +10,6 @@ acknowledged is lost; the partial answer of the dead turn is.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
@@ -19,6 +17,7 @@ from runtime.announcer import Announcer
 from runtime.clock import utcnow
 from runtime.events.envelope import PROCESSING_CHANGED, SYSTEM_NOTICE
 from runtime.leases import Leases
+from runtime.periodic import Periodic
 from runtime.sessions import SessionHost
 from runtime.store import SessionStore
 from runtime.turns import Turns
@@ -48,25 +47,14 @@ class Recovery:
         # A lease lives a third of the bound, and is checked every third: a dead
         # holder's turn is recovered within the bound.
         self.lease_seconds = bound_seconds / 3
-        self._task: asyncio.Task[None] | None = None
+        self.periodic = Periodic("recovery", self.lease_seconds, self.check, first=True)
         self.recovered = 0
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="confab-recovery")
+        self.periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.check()
-            except Exception:
-                logger.exception("crash recovery check failed; retrying")
-            await asyncio.sleep(self.lease_seconds)
+        await self.periodic.stop()
 
     async def check(self) -> int:
         """Recover every orphaned turn found now; returns how many."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from starlette.applications import Starlette
 from runtime import keys
 from server import create_app
 from settings import Settings, load_apps
+from tests.processes import ServerProcess
 
 PG_ADMIN_URL = os.environ.get("CONFAB_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 ON_CI = os.environ.get("CI", "").lower() == "true"
@@ -64,12 +64,6 @@ def unavailable(what: str, reason: str) -> None:
     if ON_CI:
         pytest.fail(message + " (CI=true: required services must be running)")
     pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -236,3 +230,32 @@ def gamma_cli_key(live_env: dict[str, str]) -> str:
     from tests.live import cli
 
     return cli(live_env, "keys", "create", "--app", "gamma")
+
+
+@pytest.fixture(scope="module")
+def server(
+    live_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """One real server process per test module (PostgreSQL, Redis, the test apps)."""
+    process = ServerProcess(live_env, tmp_path_factory.mktemp("server") / "server.log")
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def replicas(
+    live_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Two server processes sharing PostgreSQL and Redis."""
+    logs = tmp_path_factory.mktemp("replicas")
+    pair = (ServerProcess(live_env, logs / "a.log"), ServerProcess(live_env, logs / "b.log"))
+    try:
+        for process in pair:
+            process.wait_ready()
+        yield pair
+    finally:
+        for process in pair:
+            process.stop()

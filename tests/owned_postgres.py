@@ -11,7 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.conftest import free_port, unavailable
+from tests.conftest import unavailable
+from tests.processes import free_port
 
 
 def _bin(name: str) -> str:

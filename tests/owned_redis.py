@@ -9,7 +9,8 @@ from pathlib import Path
 
 import redis
 
-from tests.conftest import free_port, unavailable
+from tests.conftest import unavailable
+from tests.processes import free_port
 
 
 class OwnedRedis:

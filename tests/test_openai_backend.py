@@ -20,7 +20,8 @@ from starlette.routing import Route
 
 from server import create_app
 from settings import AppConfig, ModelConfig, Settings
-from tests.conftest import GraphQLClient, free_port, new_id
+from tests.conftest import GraphQLClient, new_id
+from tests.processes import free_port
 
 Handler = Callable[[], Awaitable[Response]]
 

@@ -3,30 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-
-import pytest
 
 from tests.conftest import new_id, new_wallet
 from tests.live import post
 from tests.processes import ServerProcess
 
 READ = "query($id: ID!) { session(id: $id) { title isArchived isProcessing metadata } }"
-
-
-@pytest.fixture(scope="module")
-def replicas(
-    live_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    logs = tmp_path_factory.mktemp("replicas")
-    pair = (ServerProcess(live_env, logs / "a.log"), ServerProcess(live_env, logs / "b.log"))
-    try:
-        for server in pair:
-            server.wait_ready()
-        yield pair
-    finally:
-        for server in pair:
-            server.stop()
 
 
 async def test_a_write_on_one_replica_is_read_at_once_on_the_other(

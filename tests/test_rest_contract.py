@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -41,18 +41,6 @@ CORS_ORIGIN = "https://app.example"
 
 
 # -- fixtures ---------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def server(
-    live_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    process = ServerProcess(live_env, tmp_path_factory.mktemp("rest") / "server.log")
-    try:
-        process.wait_ready()
-        yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -17,18 +17,6 @@ from settings import Settings
 from tests.conftest import GraphQLClient, new_id, new_wallet
 from tests.live import post
 from tests.processes import ServerProcess
-
-
-@pytest.fixture(scope="module")
-def server(
-    live_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    process = ServerProcess(live_env, tmp_path_factory.mktemp("flows") / "server.log")
-    try:
-        process.wait_ready()
-        yield process
-    finally:
-        process.stop()
 
 
 class SseReader:

@@ -5,11 +5,9 @@ document (status codes, content types, headers, bodies, Allow on 405)."""
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
@@ -20,18 +18,6 @@ from tests.processes import ServerProcess
 
 APPS = ["default", *tomllib.loads(APPS_TOML)["apps"]]
 schema = schemathesis.openapi.from_dict(document(sorted(APPS)))
-
-
-@pytest.fixture(scope="module")
-def server(
-    live_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    process = ServerProcess(live_env, tmp_path_factory.mktemp("openapi") / "server.log")
-    try:
-        process.wait_ready()
-        yield process
-    finally:
-        process.stop()
 
 
 def test_the_served_document_is_this_one(server: ServerProcess) -> None:

@@ -6,7 +6,6 @@ client subscribes on one and mutations go to either.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,21 +32,6 @@ NOTICES = "subscription($id: ID!) { systemNotice(sessionId: $id) { cursor messag
 CREATE = "mutation($id: ID!) { createSession(id: $id) { id } }"
 RENAME = "mutation($id: ID!, $t: String!) { renameSession(id: $id, title: $t) { id } }"
 NOTICE = "mutation($id: ID!, $m: String!) { postSystemNotice(sessionId: $id, message: $m) { id } }"
-
-
-@pytest.fixture(scope="module")
-def replicas(
-    live_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    logs = tmp_path_factory.mktemp("replicas")
-    servers = (ServerProcess(live_env, logs / "a.log"), ServerProcess(live_env, logs / "b.log"))
-    try:
-        for server in servers:
-            server.wait_ready()
-        yield servers
-    finally:
-        for server in servers:
-            server.stop()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ HTTP for mutations and queries, a real WebSocket subscription for the events."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,18 +31,6 @@ query($s: ID!) {
   }
 }"""
 INTERRUPT = "mutation($s: ID!) { interrupt(sessionId: $s) { isProcessing } }"
-
-
-@pytest.fixture(scope="module")
-def server(
-    live_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    process = ServerProcess(live_env, tmp_path_factory.mktemp("turns") / "server.log")
-    try:
-        process.wait_ready()
-        yield process
-    finally:
-        process.stop()
 
 
 async def until_idle(
