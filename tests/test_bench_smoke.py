@@ -37,6 +37,7 @@ def test_ack_benchmark_runs() -> None:
     figures = json.loads((ROOT / "bench" / "results" / "ack.json").read_text())
     assert figures["count"] == 6
     assert figures["p99_ms"] > 0
+    assert figures["healthz_floor"]["count"] == 6
 
 
 @pytest.mark.usefixtures("postgres_url", "redis_url")
