@@ -275,3 +275,24 @@ async def test_unknown_paths_answer_in_json(client: httpx.AsyncClient) -> None:
     wrong = await client.put("/api/state")
     assert wrong.status_code == 405
     assert "GET" in wrong.headers["allow"]
+
+
+async def test_a_disconnected_event_stream_is_cleaned_up(server: ServerProcess) -> None:
+    async def subscribers() -> int:
+        async with httpx.AsyncClient(timeout=5) as probe:
+            count: int = (await probe.get(f"{server.url}/readyz")).json()["events"]["subscribers"]
+            return count
+
+    before = await subscribers()
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+        http.stream("GET", "/api/updates", headers={"X-Session-Id": new_id()}) as stream,
+    ):
+        lines = stream.aiter_lines()  # kept: a collected iterator closes the response
+        assert await anext(lines) == ": connected"
+        assert await subscribers() == before + 1
+    for _ in range(50):  # the client hung up: the server lets go of the subscription
+        if await subscribers() == before:
+            break
+        await asyncio.sleep(0.1)
+    assert await subscribers() == before
