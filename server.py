@@ -28,7 +28,7 @@ from tortoise import Tortoise
 from tortoise.contrib.starlette import RegisterTortoise
 
 from resolvers import confab_schema
-from rest import rest_routes
+from rest import baselines, rest_routes
 from rest.errors import handle_http_error
 from runtime import keys
 from runtime.apps import AppRegistry
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         *rest_routes(settings),
+        *(baselines.routes if settings.bench_baselines else []),
     ]
     # Unknown paths and wrong methods answer in the REST layer's JSON error shape,
     # including paths the /api mount cannot match (e.g. with a newline in them).

@@ -91,6 +91,7 @@ class Settings:
     janitor_batch: int = 500
     cache_idle_seconds: float = 900.0
     recovery_seconds: float = 30.0
+    bench_baselines: bool = False
     apps: Mapping[str, AppConfig] = field(default_factory=lambda: {DEFAULT_APP: default_app()})
 
     @property
@@ -150,6 +151,7 @@ class Settings:
             janitor_batch=_int(env, "CONFAB_JANITOR_BATCH", cls.janitor_batch),
             cache_idle_seconds=_float(env, "CONFAB_CACHE_IDLE_SECONDS", cls.cache_idle_seconds),
             recovery_seconds=_float(env, "CONFAB_RECOVERY_SECONDS", cls.recovery_seconds),
+            bench_baselines=bool(_optional_bool(env, "CONFAB_BENCH_BASELINES")),
             apps=load_apps(Path(config_file)) if config_file else {DEFAULT_APP: default_app()},
         )
 

@@ -55,3 +55,34 @@ def test_janitor_benchmark_runs() -> None:
     assert figures["expired_sessions"] == 300
     assert figures["baseline"]["count"] > 0
     assert figures["during_sweep"]["count"] > 0
+
+
+@pytest.mark.usefixtures("postgres_url", "redis_url")
+def test_benchmark_suite_runs() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.suite",
+            "--seconds",
+            "0.3",
+            "--connections",
+            "2",
+            "--history",
+            "50",
+            "--wallet-sessions",
+            "20",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    for scenario in ("raw snapshot", "snapshot", "rest state", "long history", "wallet list"):
+        assert scenario in result.stdout
+    figures = json.loads((ROOT / "bench" / "results" / "suite.json").read_text())
+    assert figures["snapshot"]["ratio"] > 0
+    assert figures["rest_state"]["ratio"] > 0
+    assert figures["long_history"]["requests"] > 0

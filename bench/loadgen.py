@@ -1,0 +1,75 @@
+"""A minimal keep-alive HTTP/1.1 load generator (asyncio streams, no client library),
+so the measuring side costs as little as possible next to the server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes = b""
+
+    def encode(self, host: str) -> bytes:
+        lines = [f"{self.method} {self.path} HTTP/1.1", f"Host: {host}"]
+        lines += [f"{name}: {value}" for name, value in self.headers.items()]
+        if self.body:
+            lines.append(f"Content-Length: {len(self.body)}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + self.body
+
+
+async def _connection(
+    url: str, request: Request, until: float, latencies: list[float], errors: list[int]
+) -> None:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    reader, writer = await asyncio.open_connection(host, port)
+    payload = request.encode(f"{host}:{port}")
+    try:
+        while time.perf_counter() < until:
+            started = time.perf_counter()
+            writer.write(payload)
+            status_line = await reader.readline()
+            length = 0
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                name, _, value = line.decode("latin-1").partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            latencies.append((time.perf_counter() - started) * 1000)
+            status = int(status_line.split()[1])
+            if status >= 400:
+                errors.append(status)
+    finally:
+        writer.close()
+
+
+async def run(url: str, request: Request, connections: int, seconds: float) -> dict[str, float]:
+    """Keep `connections` requests in flight for `seconds`; throughput and latency."""
+    latencies: list[float] = []
+    errors: list[int] = []
+    until = time.perf_counter() + seconds
+    started = time.perf_counter()
+    await asyncio.gather(
+        *(_connection(url, request, until, latencies, errors) for _ in range(connections))
+    )
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"{len(errors)} failed requests, e.g. HTTP {errors[0]} for {request}")
+    ordered = sorted(latencies)
+    return {
+        "requests": len(ordered),
+        "requests_per_s": round(len(ordered) / elapsed, 1),
+        "p50_ms": round(ordered[len(ordered) // 2], 3),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 3),
+    }
