@@ -292,6 +292,13 @@ class Conversations:
         async with self._events.subscribe(session_id, after) as subscription:
             yield _visible(subscription, caller.app, types)
 
+    async def primary_messages(
+        self, session_id: UUID, window: MessageWindow
+    ) -> Page[MessageRecord]:
+        """Messages of the primary thread of a session the caller was already
+        authorized for (the transport holds its record)."""
+        return await self._store.list_messages(session_id, window)
+
     # -- internals -----------------------------------------------------------
 
     async def _update(

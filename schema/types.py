@@ -112,10 +112,8 @@ class MessageConnection:
 
     @classmethod
     def from_page(cls, page: Page[MessageRecord]) -> MessageConnection:
-        edges = [
-            MessageEdge(cursor=message_cursor(m.seq), node=Message.from_record(m))
-            for m in page.items
-        ]
+        nodes = [Message.from_record(m) for m in page.items]
+        edges = [MessageEdge(cursor=node.cursor, node=node) for node in nodes]
         return cls(edges=edges, page_info=_page_info(page, edges))
 
 
@@ -243,7 +241,11 @@ class Session:
         last: LastArg = None,
         before: str | None = None,
     ) -> MessageConnection:
-        return await _thread_messages(info, self.id, first, after, last, before)
+        # A Session object exists only once its resolver authorized it, and its
+        # primary thread's id is its own: no second lookup of either.
+        window = message_window(first, after, last, before)
+        page = await info.context.conversations.primary_messages(UUID(self.id), window)
+        return MessageConnection.from_page(page)
 
 
 @strawberry.type

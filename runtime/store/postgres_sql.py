@@ -203,8 +203,8 @@ def message_from_row(row: Mapping[str, Any]) -> MessageRecord:
 
 
 def _uuid(value: Any) -> UUID:
-    # asyncpg returns its own UUID class; records hold the standard one.
-    return value if type(value) is UUID else UUID(str(value))
+    # asyncpg's UUID class subclasses the standard one (equal, same hash): keep it.
+    return value if isinstance(value, UUID) else UUID(str(value))
 
 
 def _json(value: Any) -> str | None:
