@@ -259,3 +259,17 @@ def replicas(
     finally:
         for process in pair:
             process.stop()
+
+
+@pytest.fixture(scope="module")
+def beta_cli_key(live_env: dict[str, str]) -> str:
+    from tests.live import cli
+
+    return cli(live_env, "keys", "create", "--app", "beta")
+
+
+@pytest.fixture
+async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
+    """A legacy client's HTTP connection to the module's server process."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        yield client
