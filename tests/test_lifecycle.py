@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -95,13 +95,19 @@ async def test_the_janitor_deletes_expired_sessions_in_batches(
 
 async def test_only_one_janitor_sweeps_at_a_time(app: Starlette, settings: Settings) -> None:
     runtime = app.state.runtime
+    session_id = uuid.uuid4()
+    await runtime.store.create_session(
+        session_id, "default", {"expires_at": datetime(2000, 1, 1, tzinfo=UTC)}
+    )
     leases = MemoryLeases()
     first = Janitor(runtime.store, runtime.sessions, runtime.events, leases, settings)
     second = Janitor(runtime.store, runtime.sessions, runtime.events, leases, settings)
-    assert await leases.acquire("janitor", 5)  # `first` is mid-sweep
+    assert await leases.acquire("janitor", 5)  # another janitor is mid-sweep
     assert await second.sweep() == 0
+    assert await Session.filter(id=session_id).exists()  # left alone meanwhile
     await leases.release("janitor")
-    assert await first.sweep() >= 0
+    assert await first.sweep() >= 1
+    assert not await Session.filter(id=session_id).exists()
 
 
 async def test_idle_sessions_leave_the_cache_and_reload_intact(
