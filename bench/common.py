@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +44,30 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class BenchServer:
+    url: str
+    key: str  # for the `bench` app: no queue bound, no streaming delay
+    pid: int
+
+    def rss_kib(self) -> int:
+        """The server process's resident memory."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS in /proc status")
+
+
 @contextmanager
-def server(extra_env: Mapping[str, str] | None = None) -> Iterator[tuple[str, str]]:
-    """A Confab server process on PostgreSQL and Redis; yields its base URL and a
-    key for the `bench` app (no queue bound, no streaming delay)."""
+def server(extra_env: Mapping[str, str] | None = None) -> Iterator[BenchServer]:
+    """A Confab server process on PostgreSQL and Redis (uvicorn, one worker)."""
+    with servers(extra_env, 1) as started:
+        yield started[0]
+
+
+@contextmanager
+def servers(extra_env: Mapping[str, str] | None, count: int) -> Iterator[list[BenchServer]]:
+    """`count` replicas sharing one database and one Redis."""
     config = Path(tempfile.mkdtemp()) / "bench-apps.toml"
     config.write_text(BENCH_APPS)
     env = {
@@ -68,29 +89,37 @@ def server(extra_env: Mapping[str, str] | None = None) -> Iterator[tuple[str, st
         capture_output=True,
         text=True,
     ).stdout.strip()
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "server.py", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    processes: list[tuple[subprocess.Popen[bytes], str]] = []
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("server did not start")
-        yield url, key
+        for _ in range(count):
+            port = free_port()
+            process = subprocess.Popen(
+                [sys.executable, "server.py", "--port", str(port)],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            processes.append((process, f"http://127.0.0.1:{port}"))
+        for _, url in processes:
+            _wait_ready(url)
+        yield [BenchServer(url, key, process.pid) for process, url in processes]
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
+        for process, _ in processes:
+            process.send_signal(signal.SIGTERM)
+        for process, _ in processes:
+            process.wait(30)
+
+
+def _wait_ready(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server at {url} did not start")
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:

@@ -125,8 +125,8 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=10, help="baseline duration")
     args = parser.parse_args()
-    with server({"CONFAB_JANITOR_INTERVAL": "1", "CONFAB_JANITOR_BATCH": "500"}) as (url, key):
-        result = asyncio.run(measure(url, key, args.sessions, args.seconds))
+    with server({"CONFAB_JANITOR_INTERVAL": "1", "CONFAB_JANITOR_BATCH": "500"}) as started:
+        result = asyncio.run(measure(started.url, started.key, args.sessions, args.seconds))
     base, sweep = result["baseline"], result["during_sweep"]
     print(
         f"janitor: {args.sessions} expired sessions (with threads), batches of 500, "

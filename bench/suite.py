@@ -1,158 +1,132 @@
 """The benchmark suite: Confab against raw baselines, side by side in one run.
 
-One server process (uvicorn, one worker, PostgreSQL + Redis, with the raw baseline
-endpoints mounted) and this load generator process. Every scenario keeps
-`--connections` keep-alive connections busy for `--seconds` and reports
-throughput and latency; a ratio is Confab's throughput over the baseline's,
-measured back to back against the same server and the same data.
+Two server processes (uvicorn, one worker each, sharing PostgreSQL and Redis; the
+first mounts the raw baseline endpoints) and this load generator process. Each
+scenario's workload is described in its module:
 
-Scenarios (all on sessions of the `default` app, no key):
-- snapshot: GraphQL `session { title isProcessing messages(last: 20) }` vs
-  `GET /bench/raw/snapshot` (same services, plain JSON). Target ratio >= 0.5.
-- rest-state: `GET /api/state` of the same session vs the same raw endpoint.
-  Target ratio >= 0.8.
-- long-history: `GET /api/state` of a session with 10,000 messages (the last
-  page), one request at a time. Target p99 <= 10 ms.
-- wallet-list: `GET /api/sessions?public_key=K` with 1,000 sessions bound to K,
-  first page, one request at a time. Target p99 <= 10 ms.
+- `bench.reads`: snapshot over GraphQL and REST vs a raw JSON endpoint, a long
+  history, a wallet's session list (keep-alive HTTP load, `--connections`).
+- `bench.fanout`: 1,000 subscribers x 100 `tool_update` events vs a raw Starlette
+  WebSocket broadcast, and the same with the publisher on the second replica.
+- `bench.ack`: chat acknowledgement, GraphQL and REST, 50 concurrent users.
+- `bench.memory`: resident memory per idle subscriber (10,000 subscribers).
 
-Not yet here (next): subscription fan-out, cross-replica delivery, memory per
-idle subscriber; `bench.ack` and `bench.janitor` cover acknowledgement and the
-janitor.
-
-    python -m bench.suite [--seconds 5] [--connections 8]
+    python -m bench.suite [--seconds 5] [--connections 8] [--subscribers 1000] ...
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import uuid
+import time
 from typing import Any
 
-import asyncpg
-import httpx
-
-from bench.common import PG_URL, server, write_result
-from bench.loadgen import Request, run
-
-SNAPSHOT = (
-    "query($id: ID!) { session(id: $id) { title isProcessing "
-    "messages(last: 20) { nodes { id role content createdAt } } } }"
-)
-
-_SEED_MESSAGES = """
-INSERT INTO messages (id, session_id, thread_id, seq, role, content, is_interrupted, created_at)
-SELECT gen_random_uuid(), $1, $1, g, CASE WHEN g % 2 = 1 THEN 'user' ELSE 'assistant' END,
-       'message number ' || g, false, now()
-FROM generate_series(1, $2) AS g
-"""
-_SEED_WALLET = """
-WITH created AS (
-    INSERT INTO sessions (id, app_id, title_source, public_key, state, metadata, is_archived,
-                          is_processing, version, events_read_upto, created_at, updated_at,
-                          last_active_at)
-    SELECT gen_random_uuid(), 'default', 'default', $1, '{}', '{}', false, false, 1, 0,
-           now(), now(), now() - make_interval(secs => g)
-    FROM generate_series(1, $2) AS g
-    RETURNING id
-)
-INSERT INTO threads (id, session_id, is_primary, next_seq, created_at, updated_at)
-SELECT id, id, true, 1, now(), now() FROM created
-"""
+from bench import ack, fanout, memory, reads
+from bench.common import servers, write_result
 
 
-async def prepare(url: str, history: int, wallet_sessions: int) -> dict[str, str]:
-    """A chatty session, a long one, and a wallet with many sessions."""
-    chatty, long_one = str(uuid.uuid4()), str(uuid.uuid4())
-    wallet = "0x" + uuid.uuid4().hex + uuid.uuid4().hex[:8]
-    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-        for n in range(12):  # 24 messages: the last 20 are a full page
-            await http.post(
-                "/api/chat", headers={"X-Session-Id": chatty}, params={"message": f"question {n}"}
-            )
-            for _ in range(100):
-                state = (await http.get("/api/state", headers={"X-Session-Id": chatty})).json()
-                if not state["is_processing"]:
-                    break
-                await asyncio.sleep(0.02)
-        await http.post("/api/sessions", headers={"X-Session-Id": long_one})
-    connection = await asyncpg.connect(PG_URL.replace("postgres://", "postgresql://"))
-    try:
-        await connection.execute(_SEED_MESSAGES, uuid.UUID(long_one), history)
-        await connection.execute(
-            "UPDATE threads SET next_seq = $2 WHERE id = $1", uuid.UUID(long_one), history + 1
-        )
-        await connection.execute(_SEED_WALLET, wallet, wallet_sessions)
-    finally:
-        await connection.close()
-    return {"chatty": chatty, "long": long_one, "wallet": wallet}
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
 
 
-def graphql(query: str, **variables: Any) -> Request:
-    body = json.dumps({"query": query, "variables": variables}).encode()
-    return Request("POST", "/graphql", {"Content-Type": "application/json"}, body)
-
-
-def get(path: str, **headers: str) -> Request:
-    return Request("GET", path, headers)
-
-
-async def measure(
-    url: str, seconds: float, connections: int, sizes: dict[str, int]
-) -> dict[str, Any]:
-    ids = await prepare(url, sizes["history"], sizes["wallet_sessions"])
-    chatty, long_one = ids["chatty"], ids["long"]
-
-    async def load(request: Request, parallel: int = connections) -> dict[str, float]:
-        await run(url, request, parallel, min(1.0, seconds))  # warm caches and pools
-        return await run(url, request, parallel, seconds)
-
-    raw = await load(get(f"/bench/raw/snapshot?id={chatty}"))
-    snapshot = await load(graphql(SNAPSHOT, id=chatty))
-    state = await load(get("/api/state", **{"X-Session-Id": chatty}))
-    # Latency targets: one request at a time, so queueing is not measured as latency.
-    long_state = await load(get("/api/state", **{"X-Session-Id": long_one}), parallel=1)
-    wallet = await load(get(f"/api/sessions?public_key={ids['wallet']}"), parallel=1)
-    return {
-        "raw_snapshot": raw,
-        "snapshot": {
-            **snapshot,
-            "ratio": round(snapshot["requests_per_s"] / raw["requests_per_s"], 2),
-            "target_ratio": 0.5,
-        },
-        "rest_state": {
-            **state,
-            "ratio": round(state["requests_per_s"] / raw["requests_per_s"], 2),
-            "target_ratio": 0.8,
-        },
-        "long_history": {**long_state, "messages": sizes["history"], "target_p99_ms": 10},
-        "wallet_list": {**wallet, "sessions": sizes["wallet_sessions"], "target_p99_ms": 10},
-    }
-
-
-def report(result: dict[str, Any]) -> None:
+def report_reads(result: dict[str, Any]) -> None:
     raw = result["raw_snapshot"]
-    print(f"{'scenario':<14} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}  result")
+    print(f"{'scenario':<16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}  result")
     print(
-        f"{'raw snapshot':<14} {raw['requests_per_s']:>9} {raw['p50_ms']:>8} {raw['p99_ms']:>8}"
+        f"{'raw snapshot':<16} {raw['requests_per_s']:>9} {raw['p50_ms']:>8} {raw['p99_ms']:>8}"
         "  (baseline)"
     )
-    for name, key in (("snapshot", "snapshot"), ("rest state", "rest_state")):
+    for name, key in (("graphql snapshot", "snapshot"), ("rest state", "rest_state")):
         row = result[key]
-        verdict = "ok" if row["ratio"] >= row["target_ratio"] else "below target"
         print(
-            f"{name:<14} {row['requests_per_s']:>9} {row['p50_ms']:>8} {row['p99_ms']:>8}"
-            f"  ratio {row['ratio']} (target >= {row['target_ratio']}): {verdict}"
+            f"{name:<16} {row['requests_per_s']:>9} {row['p50_ms']:>8} {row['p99_ms']:>8}"
+            f"  ratio {row['ratio']} (target >= {row['target_ratio']}): "
+            + verdict(row["ratio"] >= row["target_ratio"])
         )
     for name, key in (("long history", "long_history"), ("wallet list", "wallet_list")):
         row = result[key]
-        verdict = "ok" if row["p99_ms"] <= row["target_p99_ms"] else "above target"
         print(
-            f"{name:<14} {row['requests_per_s']:>9} {row['p50_ms']:>8} {row['p99_ms']:>8}"
-            f"  p99 target <= {row['target_p99_ms']} ms: {verdict}"
+            f"{name:<16} {row['requests_per_s']:>9} {row['p50_ms']:>8} {row['p99_ms']:>8}"
+            f"  p99 target <= {row['target_p99_ms']} ms: "
+            + verdict(row["p99_ms"] <= row["target_p99_ms"])
         )
+
+
+def report_fanout(result: dict[str, Any]) -> None:
+    fan, cross = result["fanout"], result["cross_replica"]
+    work = fan["workload"]
+    print(
+        f"\nfan-out: {work['subscribers']} subscribers x {work['events']} tool_update events "
+        f"(burst, then paced {work['interval_ms']} ms apart)"
+    )
+    print(f"{'':<16} {'msgs/s':>9} {'p50 ms':>8} {'p99 ms':>8}  (burst rate; paced latency)")
+    for name, side in (("raw broadcast", fan["raw"]), ("graphql", fan["confab"])):
+        paced = side["paced_latency"]
+        print(
+            f"{name:<16} {side['burst_messages_per_s']:>9} {paced['p50_ms']:>8} "
+            f"{paced['p99_ms']:>8}"
+        )
+    p99 = fan["confab"]["paced_latency"]["p99_ms"]
+    print(
+        f"  ratio {fan['ratio']} (target >= {fan['target_ratio']}): "
+        f"{verdict(fan['ratio'] >= fan['target_ratio'])}; "
+        f"p99 {p99} ms (target <= {fan['target_p99_ms']}): {verdict(p99 <= fan['target_p99_ms'])}"
+    )
+    print(
+        f"cross-replica: p50 {cross['cross_replica']['p50_ms']} ms vs in-process "
+        f"{cross['in_process']['p50_ms']} ms, added {cross['added_p50_ms']} ms "
+        f"(target <= {cross['target_added_p50_ms']}): "
+        + verdict(cross["added_p50_ms"] <= cross["target_added_p50_ms"])
+    )
+
+
+def report_ack(results: dict[str, Any], params: dict[str, Any]) -> None:
+    print(
+        f"\nchat acknowledgement: {params['ack_sessions']} concurrent users, "
+        f"{params['ack_messages']} messages each, ~{params['ack_think']} s think time"
+    )
+    for result in results.values():
+        ack.report(result)
+        print(
+            f"    p99 target <= {ack.TARGET_P99_MS} ms: "
+            + verdict(result["p99_ms"] <= ack.TARGET_P99_MS)
+        )
+
+
+def report_memory(result: dict[str, Any]) -> None:
+    print(
+        f"\nmemory: {result['subscribers']} idle subscribers, RSS {result['rss_before_kib']} -> "
+        f"{result['rss_after_kib']} KiB: {result['kib_per_subscriber']} KiB each "
+        f"(target <= {result['target_kib']}): "
+        + verdict(result["kib_per_subscriber"] <= result["target_kib"])
+    )
+
+
+SCENARIOS = ("memory", "reads", "fanout", "ack")
+
+
+async def measure(args: argparse.Namespace, first: Any, second: Any) -> dict[str, Any]:
+    wanted = set(args.only.split(","))
+    result: dict[str, Any] = {}
+    if "memory" in wanted:  # first: a fresh process, not one other scenarios grew
+        result["memory"] = await memory.measure(first, args.idle_subscribers)
+    if "reads" in wanted:
+        sizes = {"history": args.history, "wallet_sessions": args.wallet_sessions}
+        result["reads"] = await reads.measure(first.url, args.seconds, args.connections, sizes)
+    if "fanout" in wanted:
+        result.update(
+            await fanout.measure(
+                first.url, second.url, first.key, args.subscribers, args.events, args.interval_ms
+            )
+        )
+    if "ack" in wanted:
+        result["ack"] = {
+            dialect: await ack.measure(
+                first.url, first.key, dialect, args.ack_sessions, args.ack_messages, args.ack_think
+            )
+            for dialect in ("graphql", "rest")
+        }
+    return result
 
 
 def main() -> None:
@@ -161,17 +135,33 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--history", type=int, default=10_000)
     parser.add_argument("--wallet-sessions", type=int, default=1_000)
+    parser.add_argument("--subscribers", type=int, default=1_000)
+    parser.add_argument("--events", type=int, default=100)
+    parser.add_argument("--interval-ms", type=float, default=50)
+    parser.add_argument("--ack-sessions", type=int, default=50)
+    parser.add_argument("--ack-messages", type=int, default=6)
+    parser.add_argument("--ack-think", type=float, default=2.0)
+    parser.add_argument("--idle-subscribers", type=int, default=10_000)
+    parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
     args = parser.parse_args()
-    sizes = {"history": args.history, "wallet_sessions": args.wallet_sessions}
-    with server({"CONFAB_BENCH_BASELINES": "true"}) as (url, _):
-        result = asyncio.run(measure(url, args.seconds, args.connections, sizes))
+    started = time.monotonic()
+    with servers({"CONFAB_BENCH_BASELINES": "true"}, 2) as (first, second):
+        result = asyncio.run(measure(args, first, second))
     print(
-        f"suite: {args.connections} connections x {args.seconds} s per scenario "
-        "(PostgreSQL + Redis, one uvicorn worker)"
+        f"suite: PostgreSQL + Redis, one uvicorn worker per replica; "
+        f"reads: {args.connections} connections x {args.seconds} s per scenario"
     )
-    report(result)
-    path = write_result("suite", {"params": vars(args), **result})
-    print(f"written to {path}")
+    if "memory" in result:
+        report_memory(result["memory"])
+    if "reads" in result:
+        report_reads(result["reads"])
+    if "fanout" in result:
+        report_fanout(result)
+    if "ack" in result:
+        report_ack(result["ack"], vars(args))
+    elapsed = round(time.monotonic() - started)
+    path = write_result("suite", {"params": vars(args), "seconds": elapsed, **result})
+    print(f"\n{elapsed} s in all; written to {path}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import TypeVar
 
 import strawberry
 
@@ -18,8 +19,10 @@ from schema.events import (
     ToolEvent,
     parse_event_cursor,
 )
+from schema.live import LIVE_SINK
 
 Info = strawberry.Info[Context, None]
+View = TypeVar("View")
 
 
 class CursorExpired(ConfabError):
@@ -48,6 +51,18 @@ async def _typed(info: Info, session_id: str, event_type: str) -> AsyncIterator[
         yield event
 
 
+async def _views(
+    info: Info, events: AsyncIterator[Event], view: Callable[[Event], View]
+) -> AsyncIterator[View]:
+    """Each event's view: written straight to the socket when the transport offers a
+    sink (schema/live.py), otherwise yielded for Strawberry to execute and send."""
+    sink = LIVE_SINK.get()
+    async for event in events:
+        item = view(event)
+        if sink is None or not await sink.deliver(info, item, event):
+            yield item
+
+
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
@@ -62,33 +77,38 @@ class Subscription:
         after: str | None = None,
     ) -> AsyncGenerator[SessionEvent, None]:
         wanted = None if not types else frozenset(types)
-        async for event in _watch(info, session_id, wanted, after):
-            yield SessionEvent.from_event(event)
+        events = _watch(info, session_id, wanted, after)
+        async for view in _views(info, events, SessionEvent.from_event):
+            yield view
 
     @strawberry.subscription
     async def title_changed(
         self, info: Info, session_id: strawberry.ID
     ) -> AsyncGenerator[TitleChangedEvent, None]:
-        async for event in _typed(info, session_id, TITLE_CHANGED):
-            yield TitleChangedEvent.from_event(event)
+        events = _typed(info, session_id, TITLE_CHANGED)
+        async for view in _views(info, events, TitleChangedEvent.from_event):
+            yield view
 
     @strawberry.subscription
     async def tool_update(
         self, info: Info, session_id: strawberry.ID
     ) -> AsyncGenerator[ToolEvent, None]:
-        async for event in _typed(info, session_id, TOOL_UPDATE):
-            yield ToolEvent.from_event(event)
+        events = _typed(info, session_id, TOOL_UPDATE)
+        async for view in _views(info, events, ToolEvent.from_event):
+            yield view
 
     @strawberry.subscription
     async def tool_complete(
         self, info: Info, session_id: strawberry.ID
     ) -> AsyncGenerator[ToolEvent, None]:
-        async for event in _typed(info, session_id, TOOL_COMPLETE):
-            yield ToolEvent.from_event(event)
+        events = _typed(info, session_id, TOOL_COMPLETE)
+        async for view in _views(info, events, ToolEvent.from_event):
+            yield view
 
     @strawberry.subscription
     async def system_notice(
         self, info: Info, session_id: strawberry.ID
     ) -> AsyncGenerator[SystemNoticeEvent, None]:
-        async for event in _typed(info, session_id, SYSTEM_NOTICE):
-            yield SystemNoticeEvent.from_event(event)
+        events = _typed(info, session_id, SYSTEM_NOTICE)
+        async for view in _views(info, events, SystemNoticeEvent.from_event):
+            yield view

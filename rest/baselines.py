@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from rest import baselines_fanout
 from rest.request import parse_uuid, runtime_of
 from runtime.store import MessageWindow
 
@@ -42,4 +43,7 @@ async def raw_snapshot(request: Request) -> Response:
     )
 
 
-routes = [Route("/bench/raw/snapshot", raw_snapshot, methods=["GET"])]
+routes = [
+    Route("/bench/raw/snapshot", raw_snapshot, methods=["GET"]),
+    *baselines_fanout.routes,
+]

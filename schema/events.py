@@ -1,5 +1,9 @@
 """GraphQL types of live events. Every event carries its `cursor` (the event id as a
-string: ids exceed GraphQL's 32-bit Int), which `sessionEvents(after:)` resumes from."""
+string: ids exceed GraphQL's 32-bit Int), which `sessionEvents(after:)` resumes from.
+
+Each type is a pure view of the bus event it keeps in `event`: a result is rendered
+once per event and shared by every subscriber (schema/live.py), so no field here may
+depend on the caller."""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ class SessionEvent:
     app: str
     ts: datetime
     data: JSON
+    event: strawberry.Private[Event]
 
     @classmethod
     def from_event(cls, event: Event) -> SessionEvent:
@@ -35,6 +40,7 @@ class SessionEvent:
             app=event.app,
             ts=event.ts,
             data=JSON(event.data),
+            event=event,
         )
 
 
@@ -45,6 +51,7 @@ class TitleChangedEvent:
     new_title: str
     source: str
     ts: datetime
+    event: strawberry.Private[Event]
 
     @classmethod
     def from_event(cls, event: Event) -> TitleChangedEvent:
@@ -54,6 +61,7 @@ class TitleChangedEvent:
             new_title=event.data["new_title"],
             source=event.data.get("source", "user"),
             ts=event.ts,
+            event=event,
         )
 
 
@@ -65,8 +73,8 @@ class ToolEvent:
     call_id: str | None = strawberry.field(description="The model's id for the call.")
     tool_name: str
     result: JSON
-
     ts: datetime
+    event: strawberry.Private[Event]
 
     @classmethod
     def from_event(cls, event: Event) -> ToolEvent:
@@ -78,6 +86,7 @@ class ToolEvent:
             tool_name=str(event.data.get("tool_name", "")),
             result=JSON(event.data.get("result")),
             ts=event.ts,
+            event=event,
         )
 
 
@@ -87,6 +96,7 @@ class SystemNoticeEvent:
     session_id: strawberry.ID
     message: str
     ts: datetime
+    event: strawberry.Private[Event]
 
     @classmethod
     def from_event(cls, event: Event) -> SystemNoticeEvent:
@@ -95,6 +105,7 @@ class SystemNoticeEvent:
             session_id=strawberry.ID(str(event.session_id)),
             message=str(event.data.get("message", "")),
             ts=event.ts,
+            event=event,
         )
 
 

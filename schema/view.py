@@ -21,6 +21,7 @@ from strawberry.types.unset import UnsetType
 from runtime.credentials import app_from_request, key_from_headers
 from runtime.errors import ConfabError
 from schema.context import Context
+from schema.live import LiveTransportWSHandler
 from settings import Settings
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 
 class ConfabGraphQL(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = LiveTransportWSHandler
+
     def __init__(self, schema: strawberry.Schema, settings: Settings) -> None:
         super().__init__(
             schema,

@@ -34,10 +34,12 @@ def run_bench(module: str, *args: str) -> tuple[str, dict[str, Any]]:
 
 def test_ack_benchmark_runs() -> None:
     output, figures = run_bench("ack", "--sessions", "3", "--messages", "2", "--think", "0.05")
-    assert "p99" in output
-    assert figures["count"] == 6
-    assert figures["p99_ms"] > 0
-    assert figures["healthz_floor"]["count"] == 6
+    assert "sendMessage" in output
+    assert "POST /api/chat" in output
+    for dialect in ("graphql", "rest"):
+        assert figures[dialect]["count"] == 6
+        assert figures[dialect]["p99_ms"] > 0
+        assert figures[dialect]["healthz_floor"]["count"] == 6
 
 
 def test_janitor_benchmark_runs() -> None:
@@ -50,17 +52,31 @@ def test_janitor_benchmark_runs() -> None:
 def test_benchmark_suite_runs() -> None:
     output, figures = run_bench(
         "suite",
-        "--seconds",
-        "0.3",
-        "--connections",
-        "2",
-        "--history",
-        "50",
-        "--wallet-sessions",
-        "20",
+        *("--seconds", "0.3", "--connections", "2", "--history", "50"),
+        *("--wallet-sessions", "20", "--subscribers", "20", "--events", "5"),
+        *("--interval-ms", "5", "--ack-sessions", "2", "--ack-messages", "1"),
+        *("--ack-think", "0.05", "--idle-subscribers", "50"),
     )
-    for scenario in ("raw snapshot", "snapshot", "rest state", "long history", "wallet list"):
+    for scenario in (
+        "raw snapshot",
+        "graphql snapshot",
+        "rest state",
+        "long history",
+        "wallet list",
+        "fan-out",
+        "raw broadcast",
+        "cross-replica",
+        "sendMessage",
+        "POST /api/chat",
+        "idle subscribers",
+    ):
         assert scenario in output
-    assert figures["snapshot"]["ratio"] > 0
-    assert figures["rest_state"]["ratio"] > 0
-    assert figures["long_history"]["requests"] > 0
+    reads = figures["reads"]
+    assert reads["snapshot"]["ratio"] > 0
+    assert reads["rest_state"]["ratio"] > 0
+    assert reads["long_history"]["requests"] > 0
+    assert figures["fanout"]["confab"]["paced_latency"]["count"] == 2 * 20 * 5
+    assert figures["fanout"]["ratio"] > 0
+    assert figures["cross_replica"]["cross_replica"]["count"] == 2 * 20 * 5
+    assert figures["ack"]["rest"]["count"] == 2
+    assert figures["memory"]["subscribers"] == 50

@@ -49,6 +49,9 @@ class EventBus(ABC):
             "delivered": 0,
             "overflows": 0,
             "resyncs": 0,
+            # Transport renderings of delivered events, each shared by every subscriber
+            # that asked for the same thing (see schema/live.py).
+            "rendered": 0,
         }
 
     # -- backend hooks ---------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -60,6 +60,9 @@ class Event:
     app: str
     ts: datetime
     data: dict[str, Any]
+    # What transports derive from this event (a rendered GraphQL result, say),
+    # computed by the first subscriber that needs it and shared by the rest.
+    derived: dict[object, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def to_json(self) -> str:
         return json.dumps(
