@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from rest.errors import BadRequest
 from rest.request import (
+    caller_and_session,
     caller_for_session,
     header_session_id,
     int_param,
@@ -49,11 +50,10 @@ async def state(request: Request) -> Response:
     session_id = header_session_id(request)
     user_state = user_state_param(request)
     runtime = runtime_of(request)
-    caller = await caller_for_session(request, session_id)
-    record = await runtime.conversations.find_session(caller, session_id)
+    caller, stored = await caller_and_session(request, session_id)
+    record = runtime.conversations.visible(caller, stored)
     if record is None:
-        existing = await runtime.sessions.get(session_id)
-        if existing is not None and existing.app != caller.app:
+        if stored is not None and stored.app != caller.app:
             # Another app's session: 404, unlike one that does not exist (or expired).
             raise NotFound(f"session {session_id} not found")
         return JSONResponse(snapshot(None, [], [], None))

@@ -23,7 +23,7 @@ from runtime.apps import Caller
 from runtime.core import Runtime
 from runtime.credentials import app_from_request, key_from_headers
 from runtime.errors import Unauthenticated
-from runtime.records import JSONObject
+from runtime.records import JSONObject, SessionRecord
 from settings import DEFAULT_APP
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -67,17 +67,26 @@ async def caller_of(request: Request) -> Caller:
 
 async def caller_for_session(request: Request, session_id: UUID) -> Caller:
     """Who may act on this session (see the module docstring)."""
+    return (await caller_and_session(request, session_id))[0]
+
+
+async def caller_and_session(
+    request: Request, session_id: UUID
+) -> tuple[Caller, SessionRecord | None]:
+    """The caller and the session as stored (any app's, or None): one lookup for
+    handlers that need both."""
     runtime = runtime_of(request)
     key = key_from_headers(request.headers)
     asked = app_from_request(request.headers, request.query_params)
     if key or (asked is not None and asked != DEFAULT_APP):
-        return await runtime.apps.authenticate(key, asked)
+        caller = await runtime.apps.authenticate(key, asked)
+        return caller, await runtime.sessions.get(session_id)
     record = await runtime.sessions.get(session_id)
     if record is None or record.app == DEFAULT_APP:
-        return Caller(app=DEFAULT_APP)
+        return Caller(app=DEFAULT_APP), record
     if runtime.settings.strict_keys:
         raise Unauthenticated(f"this session belongs to app {record.app!r}: send its app key")
-    return Caller(app=record.app)
+    return Caller(app=record.app), record
 
 
 async def json_body(request: Request) -> JSONObject | None:

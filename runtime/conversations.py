@@ -58,7 +58,11 @@ class Conversations:
 
     async def find_session(self, caller: Caller, session_id: UUID) -> SessionRecord | None:
         """The caller's live session, or None (missing, expired, or another app's)."""
-        record = await self._host.get(session_id)
+        return self.visible(caller, await self._host.get(session_id))
+
+    @staticmethod
+    def visible(caller: Caller, record: SessionRecord | None) -> SessionRecord | None:
+        """`record` if the caller may see it: its own app's, and not expired."""
         if record is None or record.app != caller.app or _expired(record, utcnow()):
             return None
         return record

@@ -22,6 +22,7 @@ from runtime.records import (
     Page,
     Role,
     SessionRecord,
+    SystemEventRecord,
     TitleSource,
 )
 from runtime.store.protocol import MessageWindow, NewMessage
@@ -163,6 +164,26 @@ async def list_messages(
     if window.from_end:
         return Page(items=found[::-1], has_next=window.before is not None, has_previous=more)
     return Page(items=found, has_next=more, has_previous=window.after is not None)
+
+
+async def list_system_events(
+    client: BaseDBAsyncClient, session_id: UUID, after_id: int, limit: int
+) -> list[SystemEventRecord]:
+    rows = await client.execute_query_dict(
+        "SELECT id, session_id, kind, payload, created_at FROM system_events "
+        "WHERE session_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        [session_id, after_id, limit],
+    )
+    return [
+        SystemEventRecord(
+            id=row["id"],
+            session_id=_uuid(row["session_id"]),
+            kind=row["kind"],
+            payload=_from_json(row["payload"]),
+            created_at=row["created_at"],
+        )
+        for row in rows
+    ]
 
 
 def session_from_row(row: Mapping[str, Any]) -> SessionRecord:

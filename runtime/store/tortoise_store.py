@@ -259,6 +259,9 @@ class TortoiseStore:
     async def list_system_events(
         self, session_id: UUID, after_id: int = 0, limit: int = 1000
     ) -> list[SystemEventRecord]:
+        client = self._fast()
+        if client is not None:
+            return await postgres_sql.list_system_events(client, session_id, after_id, limit)
         rows = (
             await SystemEvent.filter(session_id=session_id, id__gt=after_id)
             .order_by("id")
