@@ -85,30 +85,32 @@ class Subscription:
     async def title_changed(
         self, info: Info, session_id: strawberry.ID
     ) -> AsyncGenerator[TitleChangedEvent, None]:
-        events = _typed(info, session_id, TITLE_CHANGED)
-        async for view in _views(info, events, TitleChangedEvent.from_event):
+        async for view in _views(
+            info, _typed(info, session_id, TITLE_CHANGED), TitleChangedEvent.from_event
+        ):
             yield view
 
     @strawberry.subscription
     async def tool_update(
         self, info: Info, session_id: strawberry.ID
     ) -> AsyncGenerator[ToolEvent, None]:
-        events = _typed(info, session_id, TOOL_UPDATE)
-        async for view in _views(info, events, ToolEvent.from_event):
+        async for view in _views(info, _typed(info, session_id, TOOL_UPDATE), ToolEvent.from_event):
             yield view
 
     @strawberry.subscription
     async def tool_complete(
         self, info: Info, session_id: strawberry.ID
     ) -> AsyncGenerator[ToolEvent, None]:
-        events = _typed(info, session_id, TOOL_COMPLETE)
-        async for view in _views(info, events, ToolEvent.from_event):
+        async for view in _views(
+            info, _typed(info, session_id, TOOL_COMPLETE), ToolEvent.from_event
+        ):
             yield view
 
     @strawberry.subscription
     async def system_notice(
         self, info: Info, session_id: strawberry.ID
     ) -> AsyncGenerator[SystemNoticeEvent, None]:
-        events = _typed(info, session_id, SYSTEM_NOTICE)
-        async for view in _views(info, events, SystemNoticeEvent.from_event):
+        async for view in _views(
+            info, _typed(info, session_id, SYSTEM_NOTICE), SystemNoticeEvent.from_event
+        ):
             yield view
