@@ -1,27 +1,87 @@
-"""Builds the Strawberry schema with Confab's extensions and limits."""
+"""Builds the Strawberry schema with Confab's extensions, limits and execution."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
+from inspect import isawaitable
+from typing import Any, TypeGuard, cast
 
 import strawberry
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-    max_aliases,
-    query_depth_limiter,
-)
-from strawberry.types import ExecutionContext
+from strawberry.exceptions import MissingQueryError
+from strawberry.execution.is_awaitable import optimized_is_awaitable
+from strawberry.extensions import max_aliases, query_depth_limiter
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
+from strawberry.utils.operation import get_operation_type
 
-from graphql import ASTValidationRule, GraphQLError
-from schema.errors import DomainErrors
+from graphql import GraphQLError, execute, specified_rules
+from schema.documents import PreparedDocuments
+from schema.errors import DomainErrors, to_graphql_error
+from schema.execution import ConfabExecutor
 from settings import Settings
+
+# Strawberry's cheaper check for its own resolvers' results (graphql-core's asks more).
+_IS_AWAITABLE = cast("Callable[[Any], TypeGuard[Awaitable[Any]]]", optimized_is_awaitable)
 
 
 class ConfabSchema(strawberry.Schema):
+    """Queries and mutations run on a lean path; subscriptions on Strawberry's.
+
+    Strawberry's `execute` sets up an execution context, a middleware manager and
+    four extension hook managers per operation; on a small query that costs more
+    than the execution itself. Confab's extensions here are only its cached
+    parse-and-validate and its error mapping, so `execute` does those two directly,
+    in Strawberry's order and with Strawberry's exceptions for the HTTP view:
+    parse (syntax errors are results), check the operation type (exceptions),
+    validate, execute. Subscriptions keep the extension hooks.
+    """
+
+    def __init__(self, *, documents: PreparedDocuments, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.documents = documents
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        if not query:
+            raise MissingQueryError
+        try:
+            prepared = self.documents.parsed(query)
+        except GraphQLError as error:
+            return ExecutionResult(data=None, errors=[to_graphql_error(error)])
+        try:
+            operation_type = get_operation_type(prepared.document, operation_name)
+        except RuntimeError as error:
+            raise CannotGetOperationTypeError(operation_name) from error
+        if operation_type not in (allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES):
+            raise InvalidOperationTypeError(operation_type)
+        invalid = self.documents.errors(prepared, self._schema, specified_rules)
+        if invalid:
+            return ExecutionResult(data=None, errors=[to_graphql_error(e) for e in invalid])
+        outcome = execute(
+            self._schema,
+            prepared.document,
+            root_value=root_value,
+            context_value=context_value,
+            variable_values=variable_values,
+            operation_name=operation_name,
+            executor_class=ConfabExecutor,
+            is_awaitable=_IS_AWAITABLE,
+            operation_extensions=operation_extensions,
+        )
+        result = await outcome if isawaitable(outcome) else outcome
+        errors = [to_graphql_error(e) for e in result.errors] if result.errors else None
+        return ExecutionResult(data=result.data, errors=errors)
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -34,30 +94,23 @@ def build_schema(
     mutation: type | None = None,
     subscription: type | None = None,
 ) -> strawberry.Schema:
+    # The depth and alias rules are built once here: `QueryDepthLimiter` and
+    # `MaxAliasesLimiter` make a new rule class per instance, which would defeat
+    # any validation cache.
+    documents = PreparedDocuments(
+        max_tokens=settings.graphql_max_tokens,
+        rules=[
+            query_depth_limiter.create_validator(settings.graphql_max_depth, None),
+            max_aliases.create_validator(settings.graphql_max_aliases),
+        ],
+        maxsize=settings.graphql_cache_size,
+    )
     return ConfabSchema(
         query=query,
         mutation=mutation,
         subscription=subscription,
-        extensions=schema_extensions(settings),
+        # Factories: Strawberry builds fresh instances per operation.
+        extensions=[documents.extension, DomainErrors],
+        execution_context_class=ConfabExecutor,
+        documents=documents,
     )
-
-
-def schema_extensions(settings: Settings) -> list[Callable[[], SchemaExtension] | type]:
-    """Extension factories: Strawberry builds fresh instances per operation.
-
-    The depth and alias rules are built once here. `QueryDepthLimiter` and
-    `MaxAliasesLimiter` make a new rule class per instance, and the rule classes are
-    part of `ValidationCache`'s key, so per-operation limiters would never hit it.
-    """
-    cache_size = settings.graphql_cache_size
-    limits: list[type[ASTValidationRule]] = [
-        query_depth_limiter.create_validator(settings.graphql_max_depth, None),
-        max_aliases.create_validator(settings.graphql_max_aliases),
-    ]
-    return [
-        lambda: ParserCache(maxsize=cache_size),
-        lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
-        lambda: AddValidationRules(limits),
-        lambda: ValidationCache(maxsize=cache_size),
-        DomainErrors,
-    ]

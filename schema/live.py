@@ -35,6 +35,7 @@ from strawberry.types import Info
 from graphql import DocumentNode, ExecutionResult, execute
 from runtime.events import Event
 from schema.context import Context
+from schema.execution import ConfabExecutor
 
 _COMPACT = (",", ":")  # Strawberry's encoding: the bytes match its own `next` messages
 
@@ -77,6 +78,7 @@ class LiveSink:
             context_value=raw.context,
             variable_values=self._variables,
             operation_name=operation.name.value if operation.name else None,
+            executor_class=ConfabExecutor,
         )
         result: ExecutionResult = await outcome if isinstance(outcome, Awaitable) else outcome
         payload = None if result.errors else json.dumps({"data": result.data}, separators=_COMPACT)
