@@ -27,6 +27,9 @@ class Session(Model):
     version = fields.BigIntField(default=1)
     # Id of the last system event a REST snapshot has shown (the legacy read cursor).
     events_read_upto = fields.BigIntField(default=0)
+    # Id of the newest system event: a snapshot with nothing past its read cursor
+    # skips the events query.
+    last_event_id = fields.BigIntField(default=0, db_default=0)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
     last_active_at = fields.DatetimeField()

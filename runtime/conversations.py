@@ -240,7 +240,7 @@ class Conversations:
         if len(text) > SYSTEM_MESSAGE_MAX:
             raise InvalidInput("message", f"must be at most {SYSTEM_MESSAGE_MAX} characters")
         record = await self.get_session(caller, session_id)
-        event = await self._store.add_system_event(session_id, "notice", {"message": text})
+        event = await self._host.add_system_event(session_id, "notice", {"message": text})
         await self._publish(record, SYSTEM_NOTICE, {"message": text, "event_id": event.id})
         return event
 

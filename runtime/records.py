@@ -46,6 +46,7 @@ class SessionRecord:
     is_processing: bool
     version: int
     events_read_upto: int
+    last_event_id: int
     created_at: datetime
     updated_at: datetime
     last_active_at: datetime

@@ -72,7 +72,7 @@ class Recovery:
             )
             if cleared is None:
                 continue  # someone else recovered it, or it finished
-            event = await self._store.add_system_event(session_id, "error", {"message": NOTICE})
+            event = await self._host.add_system_event(session_id, "error", {"message": NOTICE})
             await self._announcer.publish(
                 cleared, SYSTEM_NOTICE, {"message": NOTICE, "event_id": event.id, "kind": "error"}
             )

@@ -17,7 +17,7 @@ from uuid import UUID
 from weakref import WeakValueDictionary
 
 from runtime.coherence import Coherence, LocalCoherence
-from runtime.records import Page, SessionRecord
+from runtime.records import JSONObject, Page, SessionRecord, SystemEventRecord
 from runtime.store import SessionQuery, SessionStore
 
 logger = logging.getLogger(__name__)
@@ -82,6 +82,15 @@ class SessionHost:
         elif expect is None:
             self.unload(session_id)
         return record
+
+    async def add_system_event(
+        self, session_id: UUID, kind: str, payload: JSONObject
+    ) -> SystemEventRecord:
+        """Store a system event; the session's `last_event_id` moves with it."""
+        event, record = await self._store.add_system_event(session_id, kind, payload)
+        if record is not None:
+            await self.refresh(record)
+        return event
 
     async def delete(self, session_id: UUID) -> bool:
         deleted = await self._store.delete_session(session_id)

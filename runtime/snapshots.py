@@ -38,7 +38,9 @@ class Snapshots:
         messages = await self._store.list_messages(
             session.id, MessageWindow(limit=self._history_limit, from_end=True)
         )
-        events = await self._store.list_system_events(session.id, session.events_read_upto)
+        events: list[SystemEventRecord] = []
+        if session.last_event_id > session.events_read_upto:
+            events = await self._store.list_system_events(session.id, session.events_read_upto)
         if events and consume_events:
             advanced = await self._advance(session.id, session.events_read_upto, events[-1].id)
             if advanced is None:

@@ -47,6 +47,29 @@ async def test_rest_and_graphql_across_replicas(
         assert listed == [{"session_id": session_id, "title": "New chat", "is_archived": True}]
 
 
+async def test_a_system_event_from_one_replica_reaches_snapshots_on_the_other(
+    replicas: tuple[ServerProcess, ServerProcess],
+) -> None:
+    import httpx
+
+    a, b = replicas
+    session_id = new_id()
+    headers = {"X-Session-Id": session_id}
+    notice = (
+        "mutation($id: ID!, $m: String!) { postSystemNotice(sessionId: $id, message: $m) { id } }"
+    )
+    async with httpx.AsyncClient(timeout=10) as http:
+        await http.post(f"{a.url}/api/sessions", headers=headers)
+        for n in range(3):
+            # B has the session cached, with nothing unread.
+            assert (await http.get(f"{b.url}/api/state", headers=headers)).json()[
+                "system_events"
+            ] == []
+            await post(a, notice, id=session_id, m=f"notice {n}")
+            snapshot = (await http.get(f"{b.url}/api/state", headers=headers)).json()
+            assert snapshot["system_events"] == [{"SystemNotice": f"notice {n}"}], n
+
+
 async def test_is_processing_reads_the_same_on_every_replica(
     replicas: tuple[ServerProcess, ServerProcess],
 ) -> None:

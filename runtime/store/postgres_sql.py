@@ -29,8 +29,8 @@ from runtime.store.protocol import MessageWindow, NewMessage
 
 SESSION_COLUMNS = (
     "id, app_id, title, title_source, public_key, user_state, state, metadata, model, "
-    "is_archived, is_processing, version, events_read_upto, created_at, updated_at, "
-    "last_active_at, expires_at"
+    "is_archived, is_processing, version, events_read_upto, last_event_id, created_at, "
+    "updated_at, last_active_at, expires_at"
 )
 MESSAGE_COLUMNS = (
     "id, session_id, thread_id, seq, role, content, tool_calls, tool_results, is_interrupted, "
@@ -201,6 +201,7 @@ def session_from_row(row: Mapping[str, Any]) -> SessionRecord:
         is_processing=row["is_processing"],
         version=row["version"],
         events_read_upto=row["events_read_upto"],
+        last_event_id=row["last_event_id"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         last_active_at=row["last_active_at"],

@@ -122,7 +122,10 @@ class SessionStore(Protocol):
 
     async def add_system_event(
         self, session_id: UUID, kind: str, payload: JSONObject
-    ) -> SystemEventRecord: ...
+    ) -> tuple[SystemEventRecord, SessionRecord | None]:
+        """The stored event, and its session as it is now: `last_event_id` set to the
+        event's id, in the same transaction (None if the session is gone)."""
+        ...
 
     async def list_system_events(
         self, session_id: UUID, after_id: int = 0, limit: int = 1000

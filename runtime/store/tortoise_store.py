@@ -250,11 +250,19 @@ class TortoiseStore:
 
     async def add_system_event(
         self, session_id: UUID, kind: str, payload: JSONObject
-    ) -> SystemEventRecord:
-        row = await SystemEvent.create(
-            session_id=session_id, kind=kind, payload=payload, created_at=utcnow()
-        )
-        return _system_event(row)
+    ) -> tuple[SystemEventRecord, SessionRecord | None]:
+        now = utcnow()
+        async with in_transaction() as conn:
+            row = await SystemEvent.create(
+                session_id=session_id, kind=kind, payload=payload, created_at=now, using_db=conn
+            )
+            await (
+                Session.filter(id=session_id)
+                .using_db(conn)
+                .update(last_event_id=row.id, version=F("version") + 1, updated_at=now)
+            )
+            session = await Session.get_or_none(id=session_id, using_db=conn)
+        return _system_event(row), None if session is None else _session(session)
 
     async def list_system_events(
         self, session_id: UUID, after_id: int = 0, limit: int = 1000
@@ -285,6 +293,7 @@ def _session(row: Session) -> SessionRecord:
         is_processing=row.is_processing,
         version=row.version,
         events_read_upto=row.events_read_upto,
+        last_event_id=row.last_event_id,
         created_at=row.created_at,
         updated_at=row.updated_at,
         last_active_at=row.last_active_at,

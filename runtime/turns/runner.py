@@ -274,11 +274,11 @@ class TurnRunner:
                 streaming.text,
                 is_interrupted=True,
             )
-        await self._store.add_system_event(session.id, "inline_call", dict(INTERRUPTION))
+        await self._host.add_system_event(session.id, "inline_call", dict(INTERRUPTION))
         await self._announcer.publish(session, SYSTEM_NOTICE, {"message": INTERRUPTION["payload"]})
 
     async def _note(self, session: SessionRecord, kind: str, message: str) -> None:
-        event = await self._store.add_system_event(session.id, kind, {"message": message})
+        event = await self._host.add_system_event(session.id, kind, {"message": message})
         await self._announcer.publish(
             session, SYSTEM_NOTICE, {"message": message, "event_id": event.id, "kind": kind}
         )
