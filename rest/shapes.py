@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
+from runtime.memo import MESSAGE_MEMO_CAPACITY, Memo
 from runtime.records import JSONObject, MessageRecord, Role, SessionRecord, SystemEventRecord
 from runtime.turns.streams import StreamingMessage
 
@@ -18,9 +20,18 @@ def legacy_time(record_time: datetime) -> str:
     return f"{record_time.hour:02d}:{record_time.minute:02d}:{record_time.second:02d} UTC"
 
 
+# A legacy client polls the same history every second or so: each stored message
+# is shaped once.
+_shaped: Memo[UUID, dict[str, Any] | None] = Memo(MESSAGE_MEMO_CAPACITY)
+
+
 def message(record: MessageRecord) -> dict[str, Any] | None:
     """A stored message as legacy clients render it; None for what they never show
-    (an assistant turn that only called tools)."""
+    (an assistant turn that only called tools). The dict is shared: do not mutate it."""
+    return _shaped.get(record.id, lambda: _shape(record))
+
+
+def _shape(record: MessageRecord) -> dict[str, Any] | None:
     tool_result = None
     content = record.content
     if record.role is Role.TOOL:

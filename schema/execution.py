@@ -8,6 +8,9 @@ straight off the Python object (Strawberry's "basic" field: no resolver, no fiel
 extension, no exception handler; no middleware either), its result is those
 attributes, coerced, and this computes it in one loop.
 
+Plans are kept per request and, where the selection cannot vary with variables,
+across requests of the same (cached) document.
+
 Anything else takes graphql-core's path, and so does any object whose shortcut
 meets something unusual (a null in a non-null field, a value its scalar refuses,
 an exception): the slow path then raises exactly the error it always raised.
@@ -24,16 +27,22 @@ from graphql.pyutils import AwaitableOrValue, Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from graphql import (
+    FieldNode,
+    FragmentSpreadNode,
     GraphQLField,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLResolveInfo,
+    InlineFragmentNode,
+    SelectionNode,
     Undefined,
     get_nullable_type,
     is_leaf_type,
 )
+from runtime.memo import Memo
 
 STRAWBERRY_FIELD = "strawberry-definition"
+SHARED_PLANS_CAPACITY = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +104,14 @@ def _leaf_field(key: str, name: str, definition: GraphQLField | None) -> LeafFie
     )
 
 
+# Plans that outlive their request, for selections that cannot vary with variables:
+# keyed by the identity of the field nodes of a cached document, which each entry
+# keeps alive, so that no id is reused while its entry exists.
+_SHARED_PLANS: Memo[
+    tuple[GraphQLObjectType, tuple[int, ...]], tuple[tuple[FieldNode, ...], LeafPlan | None]
+] = Memo(SHARED_PLANS_CAPACITY)
+
+
 class ConfabExecutor(StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -133,9 +150,38 @@ class ConfabExecutor(StrawberryGraphQLCoreExecutionContext):
         cached = self._leaf_plans.get(key)
         if cached is not None:
             return cached[1]
-        plan = self._plan(return_type, field_details_list)
+        if self._fixed_selection(field_details_list):
+            nodes = tuple(details.node for details in field_details_list)
+            plan = _SHARED_PLANS.get(
+                (return_type, tuple(map(id, nodes))),
+                lambda: (nodes, self._plan(return_type, field_details_list)),
+            )[1]
+        else:
+            plan = self._plan(return_type, field_details_list)
         self._leaf_plans[key] = (field_details_list, plan)
         return plan
+
+    def _fixed_selection(self, field_details_list: FieldDetailsList) -> bool:
+        """Whether collecting these fields' subfields cannot depend on variables: no
+        directive (`@skip`, `@include`, `@defer`) and no fragment argument on the way."""
+        pending: list[SelectionNode] = []
+        for details in field_details_list:
+            if details.fragment_variable_values is not None:
+                return False
+            if details.node.selection_set is not None:
+                pending.extend(details.node.selection_set.selections)
+        while pending:
+            selection = pending.pop()
+            if selection.directives:
+                return False
+            if isinstance(selection, InlineFragmentNode):
+                pending.extend(selection.selection_set.selections)
+            elif isinstance(selection, FragmentSpreadNode):
+                fragment = self.fragments.get(selection.name.value)
+                if fragment is None or fragment.definition.directives:
+                    return False
+                pending.extend(fragment.definition.selection_set.selections)
+        return True
 
     def _plan(
         self, return_type: GraphQLObjectType, field_details_list: FieldDetailsList

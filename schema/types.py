@@ -10,6 +10,7 @@ from uuid import UUID
 import strawberry
 from strawberry.scalars import JSON
 
+from runtime.memo import MESSAGE_MEMO_CAPACITY, Memo
 from runtime.records import MessageRecord, Page, SessionRecord, ThreadRecord
 from runtime.turns.streams import StreamingMessage
 from runtime.validation import page_size_arg
@@ -80,6 +81,11 @@ class Message:
 
     @classmethod
     def from_record(cls, record: MessageRecord) -> Message:
+        """Shared by every query that shows the message: never mutate it."""
+        return _messages.get(record.id, lambda: cls._convert(record))
+
+    @classmethod
+    def _convert(cls, record: MessageRecord) -> Message:
         return cls(
             id=strawberry.ID(str(record.id)),
             session_id=strawberry.ID(str(record.session_id)),
@@ -95,6 +101,10 @@ class Message:
         )
 
 
+# Stored messages never change: each is converted once, however often it is read.
+_messages: Memo[UUID, Message] = Memo(MESSAGE_MEMO_CAPACITY)
+
+
 @strawberry.type
 class MessageEdge:
     cursor: str
@@ -105,16 +115,14 @@ class MessageEdge:
 class MessageConnection:
     edges: list[MessageEdge]
     page_info: PageInfo
-
-    @strawberry.field
-    def nodes(self) -> list[Message]:
-        return [edge.node for edge in self.edges]
+    # A plain field, not a resolver: a list graphql-core reads without a call.
+    nodes: list[Message]
 
     @classmethod
     def from_page(cls, page: Page[MessageRecord]) -> MessageConnection:
         nodes = [Message.from_record(m) for m in page.items]
         edges = [MessageEdge(cursor=node.cursor, node=node) for node in nodes]
-        return cls(edges=edges, page_info=_page_info(page, edges))
+        return cls(edges=edges, page_info=_page_info(page, edges), nodes=nodes)
 
 
 FirstArg = Annotated[
