@@ -8,6 +8,8 @@ message, waits for the assistant to finish, thinks for a moment (uniform between
 0.5x and 1.5x `--think`), and sends again. The acknowledgement is the send's HTTP
 round trip only. Right before each send the user also times `GET /healthz` (no
 work at all): the floor this machine and load generator impose, side by side.
+Requests go over one keep-alive connection per user with the suite's own minimal
+HTTP client (`bench.loadgen`), so the measuring side adds as little as it can.
 
     python -m bench.ack [--sessions 50] [--messages 10] [--think 2] [--dialects graphql,rest]
 """
@@ -20,14 +22,14 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-import httpx
 import websockets
 from websockets.typing import Subprotocol
 
 from bench.common import percentiles, server, write_result
+from bench.loadgen import HttpConnection, Request
 
 SEND = (
     "mutation($s: ID!, $c: String!) { sendMessage(sessionId: $s, content: $c) { id isProcessing } }"
@@ -38,43 +40,53 @@ WATCH = (
 TARGET_P99_MS = 10.0
 
 
-async def graphql(http: httpx.AsyncClient, query: str, **variables: Any) -> dict[str, Any]:
-    body: dict[str, Any] = (
-        await http.post("/graphql", json={"query": query, "variables": variables})
-    ).json()
-    if "errors" in body:
-        raise RuntimeError(body["errors"])
-    return body["data"]  # type: ignore[no-any-return]
-
-
-async def send_graphql(http: httpx.AsyncClient, session_id: str, content: str) -> None:
-    await graphql(http, SEND, s=session_id, c=content)
-
-
-async def send_rest(http: httpx.AsyncClient, session_id: str, content: str) -> None:
-    response = await http.post(
-        "/api/chat", headers={"X-Session-Id": session_id}, json={"message": content}
+def _post(path: str, key: str, body: object, **headers: str) -> Request:
+    return Request(
+        "POST",
+        path,
+        {"AOMI-APP-KEY": key, "Content-Type": "application/json", **headers},
+        json.dumps(body).encode(),
     )
-    response.raise_for_status()
 
 
-SENDERS: dict[str, Callable[[httpx.AsyncClient, str, str], Awaitable[None]]] = {
+def send_graphql(key: str, session_id: str, content: str) -> Request:
+    return _post("/graphql", key, {"query": SEND, "variables": {"s": session_id, "c": content}})
+
+
+def send_rest(key: str, session_id: str, content: str) -> Request:
+    return _post("/api/chat", key, {"message": content}, **{"X-Session-Id": session_id})
+
+
+SENDERS: dict[str, Callable[[str, str, str], Request]] = {
     "graphql": send_graphql,
     "rest": send_rest,
 }
+HEALTHZ = Request("GET", "/healthz", {})
+
+
+async def timed(http: HttpConnection, request: Request) -> float:
+    """The round trip in ms; a failure (HTTP or GraphQL error) ends the run."""
+    payload = http.encode(request)
+    started = time.perf_counter()
+    status, body = await http.send(payload)
+    elapsed = (time.perf_counter() - started) * 1000
+    if status >= 400 or b'"errors"' in body:
+        raise RuntimeError(f"{request.method} {request.path}: HTTP {status} {body[:300]!r}")
+    return elapsed
 
 
 async def user(
-    http: httpx.AsyncClient,
+    url: str,
     ws_url: str,
     key: str,
-    send: Callable[[httpx.AsyncClient, str, str], Awaitable[None]],
+    send: Callable[[str, str, str], Request],
     messages: int,
     think: float,
     acks: list[float],
     floor: list[float],
 ) -> None:
     session_id = str(uuid.uuid4())
+    http = await HttpConnection.open(url)
     async with websockets.connect(ws_url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": {"appKey": key}}))
         await ws.recv()
@@ -100,34 +112,28 @@ async def user(
         for n in range(messages + 1):  # the first message creates and caches the session
             if n:
                 await asyncio.sleep(random.uniform(0.5, 1.5) * think)
-                started = time.perf_counter()
-                await http.get("/healthz")
-                floor.append((time.perf_counter() - started) * 1000)
-            started = time.perf_counter()
-            await send(http, session_id, f"question {n}: what is new today?")
+                floor.append(await timed(http, HEALTHZ))
+            ack = await timed(http, send(key, session_id, f"question {n}: what is new today?"))
             if n:
-                acks.append((time.perf_counter() - started) * 1000)
+                acks.append(ack)
             await turn_done()
+    http.close()
 
 
 async def measure(
     url: str, key: str, dialect: str, sessions: int, messages: int, think: float
 ) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=2 * sessions, max_keepalive_connections=2 * sessions)
-    async with httpx.AsyncClient(
-        base_url=url, headers={"AOMI-APP-KEY": key}, limits=limits, timeout=30
-    ) as http:
-        acks: list[float] = []
-        floor: list[float] = []
-        ws_url = url.replace("http://", "ws://") + "/graphql"
-        started = time.perf_counter()
-        await asyncio.gather(
-            *(
-                user(http, ws_url, key, SENDERS[dialect], messages, think, acks, floor)
-                for _ in range(sessions)
-            )
+    acks: list[float] = []
+    floor: list[float] = []
+    ws_url = url.replace("http://", "ws://") + "/graphql"
+    started = time.perf_counter()
+    await asyncio.gather(
+        *(
+            user(url, ws_url, key, SENDERS[dialect], messages, think, acks, floor)
+            for _ in range(sessions)
         )
-        wall = time.perf_counter() - started
+    )
+    wall = time.perf_counter() - started
     return {
         "dialect": dialect,
         **percentiles(acks),

@@ -25,33 +25,56 @@ class Request:
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + self.body
 
 
+class HttpConnection:
+    """One keep-alive connection: a request at a time, its status and body back."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str):
+        self._reader = reader
+        self._writer = writer
+        self._host = host
+
+    @classmethod
+    async def open(cls, url: str) -> HttpConnection:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer, f"{host}:{port}")
+
+    def encode(self, request: Request) -> bytes:
+        return request.encode(self._host)
+
+    async def send(self, payload: bytes) -> tuple[int, bytes]:
+        """Write an encoded request; read the response (Content-Length framed)."""
+        self._writer.write(payload)
+        status_line = await self._reader.readline()
+        length = 0
+        while True:
+            line = await self._reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        return int(status_line.split()[1]), await self._reader.readexactly(length)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
 async def _connection(
     url: str, request: Request, until: float, latencies: list[float], errors: list[int]
 ) -> None:
-    parts = urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    reader, writer = await asyncio.open_connection(host, port)
-    payload = request.encode(f"{host}:{port}")
+    connection = await HttpConnection.open(url)
+    payload = connection.encode(request)
     try:
         while time.perf_counter() < until:
             started = time.perf_counter()
-            writer.write(payload)
-            status_line = await reader.readline()
-            length = 0
-            while True:
-                line = await reader.readline()
-                if line in (b"\r\n", b""):
-                    break
-                name, _, value = line.decode("latin-1").partition(":")
-                if name.lower() == "content-length":
-                    length = int(value)
-            await reader.readexactly(length)
+            status, _ = await connection.send(payload)
             latencies.append((time.perf_counter() - started) * 1000)
-            status = int(status_line.split()[1])
             if status >= 400:
                 errors.append(status)
     finally:
-        writer.close()
+        connection.close()
 
 
 async def run(url: str, request: Request, connections: int, seconds: float) -> dict[str, float]:
