@@ -58,9 +58,8 @@ async def _views(
     sink (schema/live.py), otherwise yielded for Strawberry to execute and send."""
     sink = LIVE_SINK.get()
     async for event in events:
-        item = view(event)
-        if sink is None or not await sink.deliver(info, item, event):
-            yield item
+        if sink is None or not await sink.deliver(info, view, event):
+            yield view(event)
 
 
 @strawberry.type

@@ -54,15 +54,20 @@ class LiveSink:
         self._variables = variables
         self._variables_key = json.dumps(variables, sort_keys=True, default=str)
 
-    async def deliver(self, info: Info[Context, None], view: object, event: Event) -> bool:
-        """Send `view`'s result; False if it has errors and must take Strawberry's path."""
+    async def deliver(
+        self, info: Info[Context, None], view: Callable[[Event], object], event: Event
+    ) -> bool:
+        """Send the result of the event's view; False if it has errors and must take
+        Strawberry's path. The view is built only by the subscriber that renders."""
         payload = await self._render(info, view, event)
         if payload is None:
             return False
         await self._send_text(self._frame_start + payload + "}")
         return True
 
-    async def _render(self, info: Info[Context, None], view: object, event: Event) -> str | None:
+    async def _render(
+        self, info: Info[Context, None], view: Callable[[Event], object], event: Event
+    ) -> str | None:
         operation = info.operation
         key = ("graphql-next", id(operation), self._variables_key)
         shared = event.derived.get(key)
@@ -74,7 +79,7 @@ class LiveSink:
         outcome = execute(
             raw.schema,
             DocumentNode(definitions=(operation, *raw.fragments.values())),
-            root_value=view,
+            root_value=view(event),
             context_value=raw.context,
             variable_values=self._variables,
             operation_name=operation.name.value if operation.name else None,
