@@ -66,7 +66,11 @@ async def caller_of(request: Request) -> Caller:
 
 
 async def caller_for_session(request: Request, session_id: UUID) -> Caller:
-    """Who may act on this session (see the module docstring)."""
+    """Who may act on this session (see the module docstring). The session is looked
+    up only when the request names no key or app (its app decides then)."""
+    caller = await _named_caller(request)
+    if caller is not None:
+        return caller
     return (await caller_and_session(request, session_id))[0]
 
 
@@ -76,10 +80,8 @@ async def caller_and_session(
     """The caller and the session as stored (any app's, or None): one lookup for
     handlers that need both."""
     runtime = runtime_of(request)
-    key = key_from_headers(request.headers)
-    asked = app_from_request(request.headers, request.query_params)
-    if key or (asked is not None and asked != DEFAULT_APP):
-        caller = await runtime.apps.authenticate(key, asked)
+    caller = await _named_caller(request)
+    if caller is not None:
         return caller, await runtime.sessions.get(session_id)
     record = await runtime.sessions.get(session_id)
     if record is None or record.app == DEFAULT_APP:
@@ -87,6 +89,15 @@ async def caller_and_session(
     if runtime.settings.strict_keys:
         raise Unauthenticated(f"this session belongs to app {record.app!r}: send its app key")
     return Caller(app=record.app), record
+
+
+async def _named_caller(request: Request) -> Caller | None:
+    """The caller a key or a non-default app in the request names; None for neither."""
+    key = key_from_headers(request.headers)
+    asked = app_from_request(request.headers, request.query_params)
+    if key or (asked is not None and asked != DEFAULT_APP):
+        return await runtime_of(request).apps.authenticate(key, asked)
+    return None
 
 
 async def json_body(request: Request) -> JSONObject | None:
