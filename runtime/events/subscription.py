@@ -26,9 +26,12 @@ class Subscription:
     def __init__(self, session_id: UUID, queue_limit: int) -> None:
         self.session_id = session_id
         self._limit = queue_limit
-        self._replay: deque[Event] = deque()
+        # Thousands of these sit idle per process: the replay queue exists only
+        # while it holds something, and the wake-up is a future made per wait
+        # (an empty deque or an asyncio.Event costs about 600 bytes each).
+        self._replay: deque[Event] | None = None
         self._live: deque[Event] = deque()
-        self._wakeup = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
         self._overflowed = False
         self._closed = False
         # Highest id handed to the consumer / highest id queued (for gap filling).
@@ -40,10 +43,12 @@ class Subscription:
 
     def replay(self, events: Iterable[Event]) -> None:
         """Queue events read from the log ahead of anything live."""
+        queued = self._replay if self._replay is not None else deque()
         for event in events:
-            self._replay.append(event)
+            queued.append(event)
             self.high_water = max(self.high_water, event.id)
-        self._wakeup.set()
+        self._replay = queued or None
+        self._wake()
 
     def push(self, event: Event) -> None:
         """Live delivery; never blocks. Overflow closes this subscriber."""
@@ -57,15 +62,15 @@ class Subscription:
             self.high_water = (
                 event.id if event.type == RESYNC_REQUIRED else max(self.high_water, event.id)
             )
-        self._wakeup.set()
+        self._wake()
 
     def close(self) -> None:
         self._closed = True
-        self._wakeup.set()
+        self._wake()
 
     @property
     def pending(self) -> int:
-        return len(self._replay) + len(self._live)
+        return len(self._replay or ()) + len(self._live)
 
     def __aiter__(self) -> Subscription:
         return self
@@ -82,19 +87,36 @@ class Subscription:
                 )
             if self._closed:
                 raise StopAsyncIteration
-            self._wakeup.clear()
-            await self._wakeup.wait()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _next_ready(self) -> Event | None:
-        for queue in (self._replay, self._live):
-            while queue:
-                event = queue.popleft()
-                if event.type == RESYNC_REQUIRED:
-                    # The cursor restarts at the log's head, which may be lower than
-                    # what came before (a Redis that lost its data restarts ids).
-                    self.last_id = event.id
-                    return event
-                if event.id > self.last_id:
-                    self.last_id = event.id
-                    return event
+        replay = self._replay
+        if replay is not None:
+            event = self._take(replay)
+            if not replay:
+                self._replay = None
+            if event is not None:
+                return event
+        return self._take(self._live)
+
+    def _take(self, queue: deque[Event]) -> Event | None:
+        while queue:
+            event = queue.popleft()
+            if event.type == RESYNC_REQUIRED:
+                # The cursor restarts at the log's head, which may be lower than
+                # what came before (a Redis that lost its data restarts ids).
+                self.last_id = event.id
+                return event
+            if event.id > self.last_id:
+                self.last_id = event.id
+                return event
         return None
