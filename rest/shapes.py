@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from runtime.memo import MESSAGE_MEMO_CAPACITY, Memo
+from runtime.memo import MESSAGE_MEMO_CAPACITY, Memo, memoizable
 from runtime.records import JSONObject, MessageRecord, Role, SessionRecord, SystemEventRecord
 from runtime.turns.streams import StreamingMessage
 
@@ -28,6 +28,8 @@ _shaped: Memo[UUID, dict[str, Any] | None] = Memo(MESSAGE_MEMO_CAPACITY)
 def message(record: MessageRecord) -> dict[str, Any] | None:
     """A stored message as legacy clients render it; None for what they never show
     (an assistant turn that only called tools). The dict is shared: do not mutate it."""
+    if not memoizable(record):
+        return _shape(record)
     return _shaped.get(record.id, lambda: _shape(record))
 
 

@@ -10,13 +10,13 @@ cache per schema, so two apps built with different limits never share entries.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from strawberry.extensions import SchemaExtension
 
 from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, parse, validate
+from runtime.memo import Memo
 
 
 @dataclass(slots=True)
@@ -33,20 +33,13 @@ class PreparedDocuments:
     ) -> None:
         self._max_tokens = max_tokens
         self._rules = tuple(rules)
-        self._maxsize = maxsize
-        self._entries: OrderedDict[str, PreparedDocument] = OrderedDict()
+        self._entries: Memo[str, PreparedDocument] = Memo(maxsize)
 
     def parsed(self, query: str) -> PreparedDocument:
         """Raises graphql-core's syntax error (including the token limit); not cached."""
-        entry = self._entries.get(query)
-        if entry is not None:
-            self._entries.move_to_end(query)
-            return entry
-        entry = PreparedDocument(parse(query, max_tokens=self._max_tokens))
-        self._entries[query] = entry
-        if len(self._entries) > self._maxsize:
-            self._entries.popitem(last=False)
-        return entry
+        return self._entries.get(
+            query, lambda: PreparedDocument(parse(query, max_tokens=self._max_tokens))
+        )
 
     def errors(
         self,

@@ -10,7 +10,7 @@ from uuid import UUID
 import strawberry
 from strawberry.scalars import JSON
 
-from runtime.memo import MESSAGE_MEMO_CAPACITY, Memo
+from runtime.memo import MESSAGE_MEMO_CAPACITY, Memo, memoizable
 from runtime.records import MessageRecord, Page, SessionRecord, ThreadRecord
 from runtime.turns.streams import StreamingMessage
 from runtime.validation import page_size_arg
@@ -82,6 +82,8 @@ class Message:
     @classmethod
     def from_record(cls, record: MessageRecord) -> Message:
         """Shared by every query that shows the message: never mutate it."""
+        if not memoizable(record):
+            return cls._convert(record)
         return _messages.get(record.id, lambda: cls._convert(record))
 
     @classmethod
