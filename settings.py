@@ -76,6 +76,23 @@ class Settings:
     graphql_max_tokens: int = 2_000
     graphql_max_aliases: int = 30
     graphql_cache_size: int = 1_000
+    # Estimated work of one operation (see schema/cost.py), checked before it runs.
+    graphql_max_cost: int = 20_000
+    # Largest encoded GraphQL response; a bigger answer becomes an error.
+    graphql_max_response_bytes: int = 8 * 1024 * 1024
+    # Request bodies, refused with 413 before they are read whole.
+    graphql_max_body_bytes: int = 1024 * 1024
+    rest_max_body_bytes: int = 256 * 1024
+    ws_max_message_bytes: int = 1024 * 1024
+    # Deepest nesting of arrays and objects a JSON body or variable may have.
+    json_max_depth: int = 64
+    # Seconds a client has to send its request headers, and then its body.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    # Open connections beyond this answer 503 (capped below the file-descriptor limit).
+    max_connections: int = 10_000
+    # Failed key checks one client address may make per minute before it gets 429.
+    auth_failures_per_minute: int = 20
     event_bus_url: str = "memory://"
     event_queue_limit: int = 1_000
     event_replay_limit: int = 1_000
@@ -128,6 +145,24 @@ class Settings:
             graphql_max_tokens=_int(env, "CONFAB_GRAPHQL_MAX_TOKENS", cls.graphql_max_tokens),
             graphql_max_aliases=_int(env, "CONFAB_GRAPHQL_MAX_ALIASES", cls.graphql_max_aliases),
             graphql_cache_size=_int(env, "CONFAB_GRAPHQL_CACHE_SIZE", cls.graphql_cache_size),
+            graphql_max_cost=_int(env, "CONFAB_GRAPHQL_MAX_COST", cls.graphql_max_cost),
+            graphql_max_response_bytes=_int(
+                env, "CONFAB_GRAPHQL_MAX_RESPONSE_BYTES", cls.graphql_max_response_bytes
+            ),
+            graphql_max_body_bytes=_int(
+                env, "CONFAB_GRAPHQL_MAX_BODY_BYTES", cls.graphql_max_body_bytes
+            ),
+            rest_max_body_bytes=_int(env, "CONFAB_REST_MAX_BODY_BYTES", cls.rest_max_body_bytes),
+            ws_max_message_bytes=_int(
+                env, "CONFAB_WS_MAX_MESSAGE_BYTES", cls.ws_max_message_bytes
+            ),
+            json_max_depth=_int(env, "CONFAB_JSON_MAX_DEPTH", cls.json_max_depth),
+            header_timeout=_float(env, "CONFAB_HEADER_TIMEOUT", cls.header_timeout),
+            body_timeout=_float(env, "CONFAB_BODY_TIMEOUT", cls.body_timeout),
+            max_connections=_int(env, "CONFAB_MAX_CONNECTIONS", cls.max_connections),
+            auth_failures_per_minute=_int(
+                env, "CONFAB_AUTH_FAILURES_PER_MINUTE", cls.auth_failures_per_minute
+            ),
             event_bus_url=env.get("CONFAB_EVENT_BUS") or env.get("REDIS_URL") or cls.event_bus_url,
             event_queue_limit=_int(env, "CONFAB_EVENT_QUEUE_LIMIT", cls.event_queue_limit),
             event_replay_limit=_int(env, "CONFAB_EVENT_REPLAY_LIMIT", cls.event_replay_limit),
