@@ -1,6 +1,6 @@
 """Tortoise ORM models. Only `runtime/` imports this package."""
 
-from models.conversation import Message, Session, SystemEvent, Thread
+from models.conversation import Message, Session, SystemEvent, Thread, Turn
 from models.tenancy import ApiKey, App
 
 MODEL_MODULES = ["models.tenancy", "models.conversation"]
@@ -15,4 +15,5 @@ __all__ = [
     "Session",
     "SystemEvent",
     "Thread",
+    "Turn",
 ]

@@ -95,3 +95,36 @@ class SystemEvent(Model):
     class Meta:
         table = "system_events"
         indexes = (Index(fields=("session_id", "id")),)
+
+
+class Turn(Model):
+    """A user message's claim on an answer: the durable turn queue.
+
+    Stored with the message it answers, in the same transaction, so an acknowledged
+    message always has its turn. A replica runs a session's turns in `id` order
+    while it holds the session's turn lease; after a crash the next holder finds
+    them here (see runtime/turns/queue.py).
+    """
+
+    id = fields.BigIntField(primary_key=True)  # acceptance order
+    session: fields.ForeignKeyRelation[Session] = fields.ForeignKeyField(
+        "models.Session", related_name="turns", on_delete=fields.CASCADE
+    )
+    thread: fields.ForeignKeyRelation[Thread] = fields.ForeignKeyField(
+        "models.Thread", related_name="turns", on_delete=fields.CASCADE
+    )
+    message_id = fields.UUIDField(unique=True)
+    # queued, running, done, failed, interrupted, cancelled (runtime.records.TurnStatus)
+    status = fields.CharField(max_length=16, default="queued")
+    attempts = fields.IntField(default=0)
+    # A tool has started: the turn is never re-run after a crash (tools have effects).
+    tool_started = fields.BooleanField(default=False)
+    # The streaming answer, checkpointed in bounded steps, and the id clients saw.
+    reply_id = fields.UUIDField(null=True)
+    partial_text = fields.TextField(default="")
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "turns"
+        indexes = (Index(fields=("session_id", "status", "id")), Index(fields=("status",)))

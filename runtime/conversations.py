@@ -81,6 +81,7 @@ class Conversations:
         public_key: str | None = None,
         title: str | None = None,
         metadata: object | None = None,
+        user_state: object | None = None,
     ) -> tuple[SessionRecord, bool]:
         """Create the session, or return it unchanged if this app already has it."""
         fields: dict[str, Any] = {"expires_at": self._expiry(caller.app, utcnow())}
@@ -91,6 +92,8 @@ class Conversations:
             fields["title_source"] = TitleSource.USER.value
         if metadata is not None:
             fields["metadata"] = validation.json_object_arg("metadata", metadata)
+        if user_state is not None:
+            fields["user_state"] = validation.json_object_arg("userState", user_state)
         record, created = await self._host.create(session_id or uuid4(), caller.app, fields)
         if record.app != caller.app:
             raise Conflict(f"session id {record.id} is already in use")
@@ -98,12 +101,25 @@ class Conversations:
             # An expired session the janitor has not swept yet: its id is free again.
             await self._host.delete(record.id)
             return await self.create_session(
-                caller, record.id, public_key=public_key, title=title, metadata=metadata
+                caller,
+                record.id,
+                public_key=public_key,
+                title=title,
+                metadata=metadata,
+                user_state=user_state,
             )
         return record, created
 
-    async def ensure_session(self, caller: Caller, session_id: UUID) -> tuple[SessionRecord, bool]:
-        """The caller's session, created on first use (chat, model selection). Unlike
+    async def ensure_session(
+        self,
+        caller: Caller,
+        session_id: UUID,
+        *,
+        public_key: str | None = None,
+        user_state: object | None = None,
+    ) -> tuple[SessionRecord, bool]:
+        """The caller's session, created on first use (chat, model selection), with
+        the wallet and user state given (an existing session keeps its own). Unlike
         `create_session`, another app's session is simply not found."""
         record = await self.find_session(caller, session_id)
         if record is not None:
@@ -111,7 +127,9 @@ class Conversations:
         existing = await self._host.get(session_id)
         if existing is not None and existing.app != caller.app:
             raise NotFound(f"session {session_id} not found")
-        return await self.create_session(caller, session_id)
+        return await self.create_session(
+            caller, session_id, public_key=public_key, user_state=user_state
+        )
 
     async def rename_session(self, caller: Caller, session_id: UUID, title: str) -> SessionRecord:
         clean = validation.title_arg("title", title)

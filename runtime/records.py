@@ -95,6 +95,33 @@ class MessageRecord:
         }
 
 
+class TurnStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # stopped by the user, or by a crash after a tool started
+    CANCELLED = "cancelled"  # dropped from the queue by an interrupt
+
+
+UNFINISHED_TURNS = (TurnStatus.QUEUED, TurnStatus.RUNNING)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRecord:
+    """A stored turn: the user message it answers and how far it got."""
+
+    id: int
+    session_id: UUID
+    thread_id: UUID
+    message_id: UUID
+    status: TurnStatus
+    attempts: int
+    tool_started: bool
+    reply_id: UUID | None
+    partial_text: str
+
+
 @dataclass(frozen=True, slots=True)
 class SystemEventRecord:
     id: int

@@ -1,11 +1,12 @@
-"""Crash recovery: a turn whose process died is marked interrupted.
+"""Crash recovery: the turns of a process that died are answered elsewhere.
 
 A replica runs a session's turns only while it holds the session's turn lease,
-renewed every third of its life. If the process dies, the lease expires; then
-any replica (or the restarted process) finds the session still marked processing
-with nobody holding its lease, records a system error, announces it, and clears
-`isProcessing`. The user's message was stored when it was accepted, so nothing
-acknowledged is lost; the partial answer of the dead turn is.
+renewed every third of its life. If the process dies, the lease expires; then any
+replica (or the restarted process) finds the session still marked processing with
+nobody holding its lease, and starts a worker for it: the worker takes the lease
+and goes on with the session's stored turns, settling the one that was running
+(runtime/turns/queue.py). A session marked processing with no stored turn (written
+before turns were stored) gets a system error and stops reporting `isProcessing`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from datetime import timedelta
 
 from runtime.announcer import Announcer
 from runtime.clock import utcnow
-from runtime.events.envelope import PROCESSING_CHANGED, SYSTEM_NOTICE
+from runtime.events.envelope import PROCESSING_CHANGED
 from runtime.leases import Leases
+from runtime.notices import post_notice
 from runtime.periodic import Periodic
 from runtime.sessions import SessionHost
 from runtime.store import SessionStore
@@ -67,15 +69,17 @@ class Recovery:
             # Just accepted elsewhere, its worker about to take the lease: not orphaned.
             if session is None or not session.is_processing or session.updated_at > quiet_since:
                 continue
+            if await self._store.unfinished_turns(session_id, 1):
+                self._turns.resume(session_id)
+                logger.warning("resuming the orphaned turns of session %s", session_id)
+                recovered += 1
+                continue
             cleared = await self._host.update(
                 session_id, {"is_processing": False}, expect={"is_processing": True}
             )
             if cleared is None:
                 continue  # someone else recovered it, or it finished
-            event = await self._host.add_system_event(session_id, "error", {"message": NOTICE})
-            await self._announcer.publish(
-                cleared, SYSTEM_NOTICE, {"message": NOTICE, "event_id": event.id, "kind": "error"}
-            )
+            await post_notice(self._host, self._announcer, cleared, "error", NOTICE)
             await self._announcer.publish(cleared, PROCESSING_CHANGED, {"is_processing": False})
             logger.warning("recovered the orphaned turn of session %s", session_id)
             recovered += 1

@@ -55,6 +55,7 @@ enabled = ["calculator", "current_time", "wallet_address"]
 progress = "tests.sample_tools:progress"
 explode = "tests.sample_tools:explode"
 sleepy = "tests.sample_tools:sleepy"
+ledger = "tests.sample_tools:ledger"
 """
 
 

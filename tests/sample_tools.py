@@ -34,3 +34,20 @@ async def explode(arguments: dict[str, Any], context: ToolContext) -> None:
 @tool("sleepy", "Takes longer than its timeout.", {"type": "object"}, timeout=0.3)
 async def sleepy(arguments: dict[str, Any], context: ToolContext) -> None:
     await asyncio.sleep(30)
+
+
+@tool(
+    "ledger",
+    "Records that it ran (an effect a crash must not repeat), then works a while.",
+    {
+        "type": "object",
+        "properties": {"path": {"type": "string"}, "seconds": {"type": "number"}},
+        "required": ["path"],
+    },
+    timeout=120,
+)
+async def ledger(arguments: dict[str, Any], context: ToolContext) -> dict[str, bool]:
+    with open(arguments["path"], "a", encoding="utf-8") as entries:
+        entries.write(f"{context.session.id}\n")
+    await asyncio.sleep(float(arguments.get("seconds", 0)))
+    return {"written": True}

@@ -67,6 +67,10 @@ WITH thread AS (
     INSERT INTO messages ({MESSAGE_COLUMNS})
     SELECT $4, $3, $2, thread.seq, $5, $6, $7, $8, $9, $1 FROM thread
     RETURNING seq
+), turn AS (
+    INSERT INTO turns (session_id, thread_id, message_id, status, attempts, tool_started,
+        partial_text, created_at, updated_at)
+    SELECT $3, $2, $4, 'queued', 0, false, '', $1, $1 FROM message WHERE $12
 )
 SELECT message.seq AS message_seq, session.* FROM message, session
 """
@@ -79,6 +83,7 @@ async def append_message(
     now: datetime,
     mark_processing: bool,
     expires_at: datetime | None,
+    queue_turn: bool,
 ) -> tuple[MessageRecord, SessionRecord] | None:
     """One statement: the UPDATE of the thread row serializes concurrent appends."""
     rows = await client.execute_query_dict(
@@ -95,6 +100,7 @@ async def append_message(
             message.is_interrupted,
             mark_processing,
             expires_at,
+            queue_turn,
         ],
     )
     if not rows:

@@ -20,6 +20,8 @@ from runtime.records import (
     SessionRecord,
     SystemEventRecord,
     ThreadRecord,
+    TurnRecord,
+    TurnStatus,
 )
 
 
@@ -100,11 +102,28 @@ class SessionStore(Protocol):
         *,
         mark_processing: bool = False,
         expires_at: datetime | None = None,
+        queue_turn: bool = False,
     ) -> tuple[MessageRecord, SessionRecord]:
         """Persist with the thread's next sequence number; touches the session (and in
-        the same write, with `mark_processing`, sets its processing flag and, with
-        `expires_at`, pushes its expiry back)."""
+        the same write, with `mark_processing`, sets its processing flag, with
+        `expires_at` pushes its expiry back, and with `queue_turn` stores a queued
+        turn for the message)."""
         ...
+
+    async def get_message(self, message_id: UUID) -> MessageRecord | None: ...
+
+    async def unfinished_turns(self, session_id: UUID, limit: int) -> list[TurnRecord]:
+        """The session's queued and running turns, oldest first."""
+        ...
+
+    async def update_turn(
+        self, turn_id: int, fields: Mapping[str, Any], expect: TurnStatus | None = None
+    ) -> bool:
+        """Set `fields` (status, attempts, tool_started, reply_id, partial_text); with
+        `expect`, only if the turn has that status (a compare-and-set)."""
+        ...
+
+    async def cancel_queued_turns(self, session_id: UUID) -> int: ...
 
     async def expired_session_ids(self, now: datetime, limit: int) -> list[UUID]: ...
 

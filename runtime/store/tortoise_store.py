@@ -13,11 +13,12 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
-from models import Message, Session, SystemEvent, Thread
+from models import Message, Session, SystemEvent, Thread, Turn
 from runtime import database
 from runtime.clock import utcnow
-from runtime.errors import NotFound
+from runtime.errors import Conflict, NotFound
 from runtime.records import (
+    UNFINISHED_TURNS,
     JSONObject,
     MessageRecord,
     Page,
@@ -26,6 +27,8 @@ from runtime.records import (
     SystemEventRecord,
     ThreadRecord,
     TitleSource,
+    TurnRecord,
+    TurnStatus,
 )
 from runtime.store import postgres_sql
 from runtime.store.protocol import MessageWindow, NewMessage, SessionQuery
@@ -77,9 +80,12 @@ class TortoiseStore:
                 )
         except IntegrityError:
             existing = await Session.get_or_none(id=session_id)
-            if existing is None:  # lost a race with a delete; the caller may retry
-                raise
-            return _session(existing), False
+            if existing is not None:
+                return _session(existing), False
+            if await Thread.exists(id=session_id):
+                # A session's primary thread takes the session's id.
+                raise Conflict(f"id {session_id} is already in use by a thread") from None
+            raise  # lost a race with a delete; the caller may retry
         return _session(row), True
 
     async def update_session(
@@ -158,12 +164,13 @@ class TortoiseStore:
         *,
         mark_processing: bool = False,
         expires_at: datetime | None = None,
+        queue_turn: bool = False,
     ) -> tuple[MessageRecord, SessionRecord]:
         now = utcnow()
         client = self._fast()
         if client is not None:
             appended = await postgres_sql.append_message(
-                client, message, message.id or uuid4(), now, mark_processing, expires_at
+                client, message, message.id or uuid4(), now, mark_processing, expires_at, queue_turn
             )
             if appended is None:
                 raise NotFound(f"thread {message.thread_id} not found")
@@ -192,6 +199,15 @@ class TortoiseStore:
                 is_interrupted=message.is_interrupted,
                 created_at=now,
             )
+            if queue_turn:
+                await Turn.create(
+                    using_db=conn,
+                    session_id=message.session_id,
+                    thread_id=message.thread_id,
+                    message_id=row.id,
+                    created_at=now,
+                    updated_at=now,
+                )
             touch: dict[str, Any] = {"updated_at": now, "last_active_at": now}
             if mark_processing:
                 touch["is_processing"] = True
@@ -204,6 +220,34 @@ class TortoiseStore:
             )
             session = await Session.get(id=message.session_id, using_db=conn)
         return _message(row), _session(session)
+
+    async def get_message(self, message_id: UUID) -> MessageRecord | None:
+        row = await Message.get_or_none(id=message_id)
+        return None if row is None else _message(row)
+
+    async def unfinished_turns(self, session_id: UUID, limit: int) -> list[TurnRecord]:
+        rows = (
+            await Turn.filter(session_id=session_id, status__in=[s.value for s in UNFINISHED_TURNS])
+            .order_by("id")
+            .limit(limit)
+        )
+        return [_turn(row) for row in rows]
+
+    async def update_turn(
+        self, turn_id: int, fields: Mapping[str, Any], expect: TurnStatus | None = None
+    ) -> bool:
+        rows = Turn.filter(id=turn_id)
+        if expect is not None:
+            rows = rows.filter(status=expect.value)
+        values = {k: v.value if isinstance(v, TurnStatus) else v for k, v in fields.items()}
+        return bool(await rows.update(**values, updated_at=utcnow()))
+
+    async def cancel_queued_turns(self, session_id: UUID) -> int:
+        return int(
+            await Turn.filter(session_id=session_id, status=TurnStatus.QUEUED.value).update(
+                status=TurnStatus.CANCELLED.value, updated_at=utcnow()
+            )
+        )
 
     async def expired_session_ids(self, now: datetime, limit: int) -> list[UUID]:
         rows = (
@@ -324,6 +368,20 @@ def _message(row: Message) -> MessageRecord:
         tool_results=row.tool_results,
         is_interrupted=row.is_interrupted,
         created_at=row.created_at,
+    )
+
+
+def _turn(row: Turn) -> TurnRecord:
+    return TurnRecord(
+        id=row.id,
+        session_id=_uuid(row.session_id),  # type: ignore[attr-defined]
+        thread_id=_uuid(row.thread_id),  # type: ignore[attr-defined]
+        message_id=_uuid(row.message_id),
+        status=TurnStatus(row.status),
+        attempts=row.attempts,
+        tool_started=row.tool_started,
+        reply_id=None if row.reply_id is None else _uuid(row.reply_id),
+        partial_text=row.partial_text,
     )
 
 

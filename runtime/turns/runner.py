@@ -2,9 +2,11 @@
 
 Every step is stored before it is announced: the assistant's tool calls, each
 tool's result, the final answer. Text is published as `message_delta` while it
-streams (and visible in snapshots); a model failure ends the turn with a
-`SystemError` system event and a `system_notice`; an interrupt keeps the partial
-text, marked interrupted.
+streams (and visible in snapshots) and checkpointed on the turn's row (so a crash
+keeps it); a model failure ends the turn with a `SystemError` system event and a
+`system_notice`; an interrupt keeps the partial text, marked interrupted. A shutdown
+cancels the turn too, but records nothing: the turn stays `running` with its
+checkpoint, and the next holder of the session resumes it (runtime/turns/queue.py).
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ from runtime.events.envelope import (
     TOOL_COMPLETE,
     TOOL_UPDATE,
 )
-from runtime.records import MessageRecord, Role, SessionRecord
+from runtime.notices import post_notice
+from runtime.records import MessageRecord, Role, SessionRecord, TurnStatus
 from runtime.sessions import SessionHost
 from runtime.store import MessageWindow, NewMessage, SessionStore
+from runtime.turns.checkpoint import Checkpoint
 from runtime.turns.history import HISTORY_WINDOW, to_model_messages
 from runtime.turns.streams import StreamingMessage, Streams
 
@@ -43,6 +47,7 @@ INTERRUPTION = {"type": "user_request", "kind": "Interruption", "payload": "Inte
 
 @dataclass(frozen=True, slots=True)
 class Turn:
+    id: int  # the stored turn's row
     session_id: UUID
     thread_id: UUID
     app: str
@@ -65,11 +70,23 @@ class TurnRunner:
         self._announcer = announcer
         self._streams = streams
         self._apps = apps
+        # Set by the scheduler's shutdown: a cancellation then is not the user's.
+        self.stopping = False
 
-    async def run(self, turn: Turn) -> None:
+    async def run(self, turn: Turn) -> TurnStatus:
+        """Answer the turn; how it ended (an interrupt raises CancelledError)."""
         session = await self._host.get(turn.session_id)
         if session is None:  # deleted while queued
-            return
+            return TurnStatus.CANCELLED
+        checkpoint = Checkpoint(self._store, turn.id)
+        try:
+            return await self._answer(turn, session, checkpoint)
+        finally:
+            await checkpoint.close()
+
+    async def _answer(
+        self, turn: Turn, session: SessionRecord, checkpoint: Checkpoint
+    ) -> TurnStatus:
         agent = self._agents.for_app(turn.app)
         model = session.model or agent.default_model
         history = await self._store.list_messages(
@@ -83,13 +100,16 @@ class TurnRunner:
             streaming = self._streams.start(turn.session_id, turn.thread_id)
             try:
                 calls = await self._stream(
-                    agent, session, streaming, ModelRequest(model, messages, specs)
+                    agent, session, streaming, checkpoint, ModelRequest(model, messages, specs)
                 )
             except (ModelError, TimeoutError) as exc:
                 await self._fail(session, streaming, exc, agent)
-                return
+                return TurnStatus.FAILED
             except asyncio.CancelledError:
-                await self._interrupted(session, streaming)
+                if self.stopping:
+                    await asyncio.shield(checkpoint.flush())
+                else:
+                    await self._interrupted(session, streaming)
                 raise
             finally:
                 self._streams.end(streaming)
@@ -97,15 +117,22 @@ class TurnRunner:
                 await self._add(
                     session, streaming.id, turn.thread_id, Role.ASSISTANT, streaming.text
                 )
-                return
+                return TurnStatus.DONE
+            # From here on the turn has effects beyond text: never re-run after a crash.
+            await checkpoint.close()
+            await self._store.update_turn(
+                turn.id, {"tool_started": True, "partial_text": "", "reply_id": None}
+            )
             messages += await self._run_tools(agent, session, turn.thread_id, streaming, calls)
         await self._note(session, "error", "the assistant kept calling tools; the turn was stopped")
+        return TurnStatus.FAILED
 
     async def _stream(
         self,
         agent: AppAgent,
         session: SessionRecord,
         streaming: StreamingMessage,
+        checkpoint: Checkpoint,
         request: ModelRequest,
     ) -> list[ToolCall]:
         calls: list[ToolCall] = []
@@ -113,6 +140,7 @@ class TurnRunner:
             async for chunk in agent.backend.stream(request):
                 if isinstance(chunk, TextDelta):
                     streaming.parts.append(chunk.text)
+                    checkpoint.update(streaming.id, streaming.text)
                     await self._announcer.publish(
                         session,
                         MESSAGE_DELTA,
@@ -278,15 +306,18 @@ class TurnRunner:
         await self._announcer.publish(session, SYSTEM_NOTICE, {"message": INTERRUPTION["payload"]})
 
     async def _note(self, session: SessionRecord, kind: str, message: str) -> None:
-        event = await self._host.add_system_event(session.id, kind, {"message": message})
-        await self._announcer.publish(
-            session, SYSTEM_NOTICE, {"message": message, "event_id": event.id, "kind": kind}
-        )
+        await post_notice(self._host, self._announcer, session, kind, message)
 
 
 def context_for(question: MessageRecord, history: list[MessageRecord]) -> list[MessageRecord]:
     """What the model sees for this turn: earlier history (answers included), then
     the question itself, never the questions queued after it. With queued turns,
-    stored order is Q1 Q2 Q3 A1 ...; the second turn must see Q1 A1 Q2."""
-    earlier = [m for m in history if not (m.role is Role.USER and m.seq >= question.seq)]
+    stored order is Q1 Q2 Q3 A1 ...; the second turn must see Q1 A1 Q2. An interrupted
+    answer stored after the question is this turn's own attempt that a crash cut
+    short (an interrupt by the user clears the queue): it is left out of the retry."""
+    earlier = [
+        m
+        for m in history
+        if not (m.seq >= question.seq and (m.role is Role.USER or m.is_interrupted))
+    ]
     return [*earlier, question]

@@ -1,11 +1,18 @@
-"""Runs each session's turns one at a time, in arrival order.
+"""Runs each session's turns one at a time, in arrival order, from the stored queue.
 
-A session has a bounded queue and, while it has work, one worker task. Each turn
-runs as its own task so an interrupt can cancel it without killing the worker.
-`is_processing` is set when a turn is accepted and cleared when the queue drains;
-both happen under the session's lock so a turn accepted just as the worker
-finishes is never stranded. The after-turn job (titling) runs before processing
-ends, so a client that stops listening when it does has already seen the title.
+While a session has work here it has one worker task, which holds the session's
+turn lease (so turns of one session never overlap across replicas) and claims the
+stored turns one by one (runtime/turns/queue.py); each turn runs as its own task
+so an interrupt can cancel it without killing the worker. The in-process part is
+only a cache of the stored queue: how many turns were accepted here and wait (for
+the queue limit) and whether a worker runs. `is_processing` is set when a turn is
+accepted and cleared when the queue drains; both happen under the session's lock
+so a turn accepted just as the worker finishes is never stranded. The after-turn
+job (titling) runs before processing ends, so a client that stops listening when
+it does has already seen the title.
+
+A shutdown cancels the running turns without recording them as ended: they stay
+`running`, their queues stay stored, and the next holder of each session goes on.
 """
 
 from __future__ import annotations
@@ -13,15 +20,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from uuid import UUID
 
 from runtime.errors import QueueFull
 from runtime.leases import Leases
+from runtime.records import TurnStatus
 from runtime.sessions import SessionHost
-from runtime.turns.runner import Turn, TurnRunner
+from runtime.turns.queue import TurnQueue
+from runtime.turns.runner import TurnRunner
 
 logger = logging.getLogger(__name__)
 
@@ -35,57 +43,68 @@ def turn_lease(session_id: UUID) -> str:
 
 @dataclass
 class _SessionWork:
-    queue: deque[Turn] = field(default_factory=deque)
+    waiting: int = 0  # accepted here, not claimed yet
     worker: asyncio.Task[None] | None = None
-    current: asyncio.Task[None] | None = None
+    current: asyncio.Task[TurnStatus] | None = None
 
 
 class TurnScheduler:
     def __init__(
         self,
         host: SessionHost,
+        queue: TurnQueue,
         runner: TurnRunner,
-        end_processing: Callable[[UUID], Awaitable[None]],
+        processing: Callable[[UUID, bool], Awaitable[None]],
         after_turn: Callable[[UUID], Awaitable[None]],
         leases: Leases,
         lease_seconds: float,
     ) -> None:
         self._host = host
+        self._queue = queue
         self._leases = leases
         self._lease_seconds = lease_seconds
         self._runner = runner
-        self._end_processing = end_processing
+        self._processing = processing
         self._after_turn = after_turn
         self._work: dict[UUID, _SessionWork] = {}
 
     def check_capacity(self, session_id: UUID, limit: int) -> None:
         work = self._work.get(session_id)
-        if work is not None and len(work.queue) >= limit:
+        if work is not None and work.waiting >= limit:
             raise QueueFull(f"{limit} messages are already waiting for this session; try later")
 
-    def submit(self, turn: Turn, limit: int) -> None:
-        """Queue the turn. The caller holds the session lock, has stored the message
-        and, if the session was idle (`is_busy` false), marked it processing."""
-        self.check_capacity(turn.session_id, limit)
-        work = self._work.setdefault(turn.session_id, _SessionWork())
-        work.queue.append(turn)
-        if work.worker is None:
-            work.worker = asyncio.create_task(self._drain(turn.session_id, work))
+    def submit(self, session_id: UUID, limit: int) -> None:
+        """Count a turn just stored as queued. The caller holds the session lock, has
+        stored the turn and, if the session was idle (`is_busy` false), marked it
+        processing."""
+        self.check_capacity(session_id, limit)
+        self._work_for(session_id).waiting += 1
+
+    def resume(self, session_id: UUID) -> None:
+        """Run what is stored for the session (after its holder died)."""
+        self._work_for(session_id)
 
     def is_busy(self, session_id: UUID) -> bool:
         return session_id in self._work
 
     async def interrupt(self, session_id: UUID) -> bool:
-        """Cancel the running turn and drop the queued ones; False if idle."""
+        """Cancel the running turn and drop the queued ones; False if idle here."""
+        await self._queue.cancel_queued(session_id)
         work = self._work.get(session_id)
         if work is None:
             return False
-        work.queue.clear()
+        work.waiting = 0
         if work.current is not None:
             work.current.cancel()
         if work.worker is not None:
             await asyncio.wait({work.worker})
         return True
+
+    def _work_for(self, session_id: UUID) -> _SessionWork:
+        work = self._work.setdefault(session_id, _SessionWork())
+        if work.worker is None:
+            work.worker = asyncio.create_task(self._drain(session_id, work))
+        return work
 
     async def _drain(self, session_id: UUID, work: _SessionWork) -> None:
         """Run the queue while holding the session's turn lease, so turns of one
@@ -114,21 +133,32 @@ class TurnScheduler:
     async def _run_queue(self, session_id: UUID, work: _SessionWork) -> None:
         while True:
             async with self._host.lock(session_id):
-                if not work.queue:
+                turn = await self._queue.next(session_id)
+                if turn is None:
                     del self._work[session_id]
-                    await self._end_processing(session_id)
+                    await self._processing(session_id, False)
                     return
-                turn = work.queue.popleft()
+                work.waiting = max(0, work.waiting - 1)
+            # Another replica may have ended processing while this one waited for
+            # the lease with a turn it had accepted.
+            await self._processing(session_id, True)
             work.current = asyncio.create_task(self._runner.run(turn))
             await asyncio.wait({work.current})
-            if not work.current.cancelled() and work.current.exception() is not None:
-                logger.error(
-                    "turn of session %s crashed", session_id, exc_info=work.current.exception()
-                )
-            interrupted = work.current.cancelled()
+            status = self._outcome(session_id, work.current)
             work.current = None
-            if not interrupted:
+            await self._queue.finish(turn.id, status)
+            if status is not TurnStatus.INTERRUPTED:
                 await self._after(session_id)
+
+    @staticmethod
+    def _outcome(session_id: UUID, task: asyncio.Task[TurnStatus]) -> TurnStatus:
+        if task.cancelled():
+            return TurnStatus.INTERRUPTED
+        error = task.exception()
+        if error is not None:
+            logger.error("turn of session %s crashed", session_id, exc_info=error)
+            return TurnStatus.FAILED
+        return task.result()
 
     async def _after(self, session_id: UUID) -> None:
         try:
@@ -138,12 +168,10 @@ class TurnScheduler:
             logger.exception("after-turn job of session %s failed", session_id)
 
     async def shutdown(self) -> None:
-        for work in list(self._work.values()):
-            work.queue.clear()
-            for task in (work.current, work.worker):
-                if task is not None:
-                    task.cancel()
+        self._runner.stopping = True
         tasks = [t for w in self._work.values() for t in (w.current, w.worker) if t is not None]
+        for task in tasks:
+            task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from runtime import validation
 from runtime.agents.registry import Agents
 from runtime.announcer import Announcer
 from runtime.apps import AppRegistry, Caller
@@ -15,7 +16,8 @@ from runtime.leases import Leases
 from runtime.records import Role, SessionRecord
 from runtime.sessions import SessionHost
 from runtime.store import NewMessage, SessionStore
-from runtime.turns.runner import Turn, TurnRunner
+from runtime.turns.queue import TurnQueue
+from runtime.turns.runner import TurnRunner
 from runtime.turns.scheduler import TurnScheduler
 from runtime.turns.streams import StreamingMessage, Streams
 from runtime.turns.titles import Titler
@@ -60,7 +62,13 @@ class Turns:
         runner = TurnRunner(host, store, agents, announcer, self.streams, apps)
         titler = Titler(host, store, agents, announcer)
         self._scheduler = TurnScheduler(
-            host, runner, self._end_processing, titler.title_if_untitled, leases, lease_seconds
+            host,
+            TurnQueue(store, host, announcer, apps),
+            runner,
+            self._set_processing,
+            titler.title_if_untitled,
+            leases,
+            lease_seconds,
         )
 
     async def send_message(
@@ -73,32 +81,46 @@ class Turns:
         user_state: object | None = None,
         public_key: str | None = None,
     ) -> SessionRecord:
-        """Store the user's message and queue the assistant's turn; returns at once."""
+        """Store the user's message and queue the assistant's turn; returns at once.
+
+        All or nothing: every argument is checked, and the queue's capacity, before
+        the session is created or changed."""
         text = message_content("content", content)
-        record, _ = await self._conversations.ensure_session(caller, session_id)
-        if user_state is not None:
-            record = await self._conversations.update_user_state(caller, session_id, user_state)
-        if public_key is not None and public_key != record.public_key:
-            record = await self._conversations.bind_wallet(caller, session_id, public_key)
-        target = session_id if thread_id is None else thread_id
-        if thread_id is not None:
-            thread = await self._conversations.get_thread(caller, thread_id)
-            if thread.session_id != session_id:
-                raise NotFound(f"thread {thread_id} not found in session {session_id}")
+        state = None if user_state is None else validation.json_object_arg("userState", user_state)
+        wallet = None if public_key is None else validation.public_key_arg("publicKey", public_key)
         limit = self._apps.get(caller.app).queue_limit
         async with self._host.lock(session_id):
             self._scheduler.check_capacity(session_id, limit)
+            record = await self._conversations.find_session(caller, session_id)
+            if thread_id is not None and thread_id != session_id:
+                thread = await self._store.get_thread(thread_id)
+                if record is None or thread is None or thread.session_id != session_id:
+                    raise NotFound(f"thread {thread_id} not found in session {session_id}")
+            if record is None:
+                record, _ = await self._conversations.ensure_session(
+                    caller, session_id, public_key=wallet, user_state=state
+                )
+            if state is not None and state != record.user_state:
+                record = await self._conversations.update_user_state(caller, session_id, state)
+            if wallet is not None and wallet != record.public_key:
+                record = await self._conversations.bind_wallet(caller, session_id, wallet)
             starting = not self._scheduler.is_busy(session_id)
             message, record = await self._store.append_message(
-                NewMessage(session_id=session_id, thread_id=target, role=Role.USER, content=text),
+                NewMessage(
+                    session_id=session_id,
+                    thread_id=thread_id or session_id,
+                    role=Role.USER,
+                    content=text,
+                ),
                 mark_processing=starting,
                 expires_at=self._apps.expiry(caller.app, utcnow()),
+                queue_turn=True,
             )
             await self._host.refresh(record)
             await self._announcer.publish(record, MESSAGE_ADDED, {"message": message.as_json()})
             if starting:
                 await self._announcer.publish(record, PROCESSING_CHANGED, {"is_processing": True})
-            self._scheduler.submit(Turn(session_id, target, caller.app, message), limit)
+            self._scheduler.submit(session_id, limit)
         return record
 
     async def interrupt(self, caller: Caller, session_id: UUID) -> SessionRecord:
@@ -117,6 +139,10 @@ class Turns:
             raise NotFound(f"session {session_id} not found")
         return record
 
+    def resume(self, session_id: UUID) -> None:
+        """Answer what is stored for a session whose server died (crash recovery)."""
+        self._scheduler.resume(session_id)
+
     def is_busy(self, session_id: UUID) -> bool:
         """Whether this replica has turns of the session queued or running."""
         return self._scheduler.is_busy(session_id)
@@ -127,7 +153,11 @@ class Turns:
     async def shutdown(self) -> None:
         await self._scheduler.shutdown()
 
-    async def _end_processing(self, session_id: UUID) -> None:
-        record = await self._host.update(session_id, {"is_processing": False})
+    async def _set_processing(self, session_id: UUID, on: bool) -> None:
+        if on:
+            current = await self._host.get(session_id)
+            if current is None or current.is_processing:
+                return
+        record = await self._host.update(session_id, {"is_processing": on})
         if record is not None:
-            await self._announcer.publish(record, PROCESSING_CHANGED, {"is_processing": False})
+            await self._announcer.publish(record, PROCESSING_CHANGED, {"is_processing": on})
