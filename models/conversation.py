@@ -97,14 +97,11 @@ class SystemEvent(Model):
         indexes = (Index(fields=("session_id", "id")),)
 
 
+# The durable turn queue: a user message's claim on an answer, stored with the
+# message in the same transaction, so an acknowledged message always has its turn.
+# A replica runs a session's turns in `id` order while it holds the session's turn
+# lease; after a crash the next holder finds them here (runtime/turns/queue.py).
 class Turn(Model):
-    """A user message's claim on an answer: the durable turn queue.
-
-    Stored with the message it answers, in the same transaction, so an acknowledged
-    message always has its turn. A replica runs a session's turns in `id` order
-    while it holds the session's turn lease; after a crash the next holder finds
-    them here (see runtime/turns/queue.py).
-    """
 
     id = fields.BigIntField(primary_key=True)  # acceptance order
     session: fields.ForeignKeyRelation[Session] = fields.ForeignKeyField(

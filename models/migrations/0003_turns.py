@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('updated_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'turns', 'app': 'models', 'indexes': [Index(fields=['session_id', 'status', 'id']), Index(fields=['status'])], 'pk_attr': 'id', 'table_description': "A user message's claim on an answer: the durable turn queue."},
+            options={'table': 'turns', 'app': 'models', 'indexes': [Index(fields=['session_id', 'status', 'id']), Index(fields=['status'])], 'pk_attr': 'id'},
             bases=['Model'],
         ),
     ]
