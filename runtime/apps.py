@@ -8,7 +8,9 @@ from datetime import datetime, timedelta
 
 from models import App
 from runtime import keys
+from runtime.auth_throttle import AuthThrottle
 from runtime.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from runtime.key_watch import KeyWatch
 from settings import DEFAULT_APP, AppConfig
 
 
@@ -25,9 +27,18 @@ class Caller:
 
 
 class AppRegistry:
-    def __init__(self, apps: Mapping[str, AppConfig], key_cache_ttl: float = 2.0) -> None:
+    def __init__(
+        self,
+        apps: Mapping[str, AppConfig],
+        key_cache_ttl: float = 2.0,
+        auth_failures_per_minute: int = 20,
+    ) -> None:
         self._apps = dict(apps)
-        self.verified_keys = keys.VerifiedKeys(ttl=key_cache_ttl)
+        self.verified_keys = keys.VerifiedKeys(
+            ttl=key_cache_ttl, throttle=AuthThrottle(auth_failures_per_minute)
+        )
+        # Live connections' keys, re-checked every cache period (runtime/key_watch.py).
+        self.key_watch = KeyWatch(keys.unrevoked, key_cache_ttl, forget=self.verified_keys.forget)
 
     def get(self, name: str) -> AppConfig:
         config = self._apps.get(name)
@@ -55,16 +66,24 @@ class AppRegistry:
                 await row.save(update_fields=["display_name"])
 
     async def revoke_key(self, prefix: str) -> keys.KeyInfo:
-        """Revoke, and stop honouring the key in this process at once."""
+        """Revoke, and stop honouring the key in this process at once: its open
+        subscriptions and streams here close now (elsewhere, within the cache time)."""
         info = await keys.revoke_key(prefix)
-        self.verified_keys.forget(prefix)
+        self.key_watch.revoked(prefix)
         return info
 
-    async def authenticate(self, clear_key: str | None, requested_app: str | None) -> Caller:
+    async def aclose(self) -> None:
+        await self.key_watch.aclose()
+
+    async def authenticate(
+        self, clear_key: str | None, requested_app: str | None, client: str | None = None
+    ) -> Caller:
         """Resolve the caller's app from its key and the app it asked for.
 
         No key: only `default`. A key: the app asked for must be one it covers; with
         no app asked for, the key's own app (its first, when it covers several).
+        `client` is the caller's address: unknown keys from one address are limited
+        (`RateLimited`).
         """
         if requested_app is not None and requested_app not in self._apps:
             raise InvalidInput("app", f"unknown app {requested_app[:64]!r}")
@@ -73,7 +92,7 @@ class AppRegistry:
             if app != DEFAULT_APP:
                 raise Unauthenticated(f"app {app!r} needs an app key")
             return Caller(app=DEFAULT_APP)
-        info = await self.verified_keys.verify(clear_key)
+        info = await self.verified_keys.verify(clear_key, client)
         if info is None:
             raise Unauthenticated("unknown or revoked app key")
         if requested_app is None:

@@ -1,8 +1,10 @@
-"""Where a request carries its app key and app selector (any transport's headers)."""
+"""Where a request carries its app key and app selector (any transport's headers),
+and which client address it comes from."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 KEY_HEADERS = ("aomi-app-key", "x-api-key")
 APP_HEADER = "x-confab-app"
@@ -28,3 +30,16 @@ def app_from_request(headers: Mapping[str, str], query: Mapping[str, str]) -> st
         if value and value.strip():
             return value.strip()
     return None
+
+
+def client_host(scope: Mapping[str, Any]) -> str | None:
+    """The peer's address (`scope["client"][0]`), which failed keys are counted by.
+
+    Never `X-Forwarded-For`: anyone can send it. Behind a trusted proxy, let the
+    server rewrite the peer (uvicorn's `--proxy-headers` and `--forwarded-allow-ips`).
+    """
+    client = scope.get("client")
+    if not client:
+        return None
+    host = client[0]
+    return host if isinstance(host, str) and host else None

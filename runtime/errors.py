@@ -3,6 +3,8 @@ in `extensions.code`, REST turns it into a status."""
 
 from __future__ import annotations
 
+import math
+
 
 class ConfabError(Exception):
     code = "INTERNAL"
@@ -42,6 +44,22 @@ class QueueFull(ConfabError):
 
 class ServiceUnavailable(ConfabError):
     code = "SERVICE_UNAVAILABLE"
+
+
+class RateLimited(ConfabError):
+    """Too many attempts from one client: try again after `retry_after` seconds."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    @property
+    def retry_after_seconds(self) -> int:
+        """Whole seconds, rounded up (`Retry-After`): a client that waits that long
+        is let in."""
+        return max(1, math.ceil(self.retry_after))
 
 
 def is_unavailable(error: BaseException) -> bool:
