@@ -20,6 +20,7 @@ from runtime.errors import (
     InvalidInput,
     NotFound,
     QueueFull,
+    RateLimited,
     ServiceUnavailable,
     Unauthenticated,
     is_unavailable,
@@ -36,6 +37,7 @@ STATUS: list[tuple[type[ConfabError], int]] = [
     (NotFound, 404),
     (Conflict, 409),
     (QueueFull, 429),
+    (RateLimited, 429),
     (ServiceUnavailable, 503),
 ]
 
@@ -73,7 +75,10 @@ async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
 
 async def handle_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, ConfabError):
-        return error_response(status_of(exc), exc.message)
+        response = error_response(status_of(exc), exc.message)
+        if isinstance(exc, RateLimited):
+            response.headers["Retry-After"] = str(exc.retry_after_seconds)
+        return response
     if is_unavailable(exc):
         logger.warning(
             "%s %s: backing service unavailable: %r", request.method, request.url.path, exc

@@ -21,7 +21,7 @@ from rest.errors import BadRequest
 from rest.shapes import normalize_user_state
 from runtime.apps import Caller
 from runtime.core import Runtime
-from runtime.credentials import app_from_request, key_from_headers
+from runtime.credentials import app_from_request, client_host, key_from_headers
 from runtime.errors import Unauthenticated
 from runtime.records import JSONObject, SessionRecord
 from settings import DEFAULT_APP
@@ -61,7 +61,9 @@ async def caller_of(request: Request) -> Caller:
     """Who is calling, for requests not about one existing session (create, list)."""
     runtime = runtime_of(request)
     return await runtime.apps.authenticate(
-        key_from_headers(request.headers), app_from_request(request.headers, request.query_params)
+        key_from_headers(request.headers),
+        app_from_request(request.headers, request.query_params),
+        client_host(request.scope),
     )
 
 
@@ -96,7 +98,7 @@ async def _named_caller(request: Request) -> Caller | None:
     key = key_from_headers(request.headers)
     asked = app_from_request(request.headers, request.query_params)
     if key or (asked is not None and asked != DEFAULT_APP):
-        return await runtime_of(request).apps.authenticate(key, asked)
+        return await runtime_of(request).apps.authenticate(key, asked, client_host(request.scope))
     return None
 
 

@@ -4,7 +4,10 @@ Each event is an `id: <cursor>` line and a `data: <json>` line; a client that
 reconnects with `Last-Event-ID` first gets what it missed (within the replay
 window), then live events, with no gap and no duplicate. A `: keep-alive` comment
 goes out whenever nothing else has for `CONFAB_SSE_KEEPALIVE` seconds. The stream
-ends when the client goes away or the server shuts down.
+ends when the client goes away or the server shuts down, or, for a stream opened
+with an app key, when that key is revoked (within the key cache time; see
+runtime/key_watch.py): a last `system_notice` with `code: "UNAUTHENTICATED"` says
+so first.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
+from uuid import UUID
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -21,6 +25,7 @@ from starlette.routing import Route
 
 from rest.errors import BadRequest
 from rest.request import caller_for_session, header_session_id, runtime_of
+from runtime.apps import Caller
 from runtime.errors import NotFound
 from runtime.events import RESYNC_REQUIRED, Event, SubscriberOverflow
 from runtime.events.envelope import (
@@ -42,12 +47,17 @@ async def updates(request: Request) -> Response:
     record = await runtime.sessions.get(session_id)
     if record is not None and record.app != caller.app:
         raise NotFound(f"session {session_id} not found")
-    stream = _stream(request, runtime.conversations.watching(caller, session_id, after=after))
+    stream = _stream(
+        request, caller, session_id, runtime.conversations.watching(caller, session_id, after=after)
+    )
     return StreamingResponse(stream, media_type="text/event-stream", headers=HEADERS)
 
 
 async def _stream(
-    request: Request, watching: contextlib.AbstractAsyncContextManager[AsyncIterator[Event]]
+    request: Request,
+    caller: Caller,
+    session_id: UUID,
+    watching: contextlib.AbstractAsyncContextManager[AsyncIterator[Event]],
 ) -> AsyncIterator[str]:
     runtime = runtime_of(request)
     shutting_down: asyncio.Event = request.app.state.shutting_down
@@ -57,13 +67,23 @@ async def _stream(
         iterator = aiter(events)
         next_event: asyncio.Future[Event] = asyncio.ensure_future(anext(iterator))
         stop: asyncio.Future[Any] = asyncio.ensure_future(shutting_down.wait())
+        # Settled if the stream's key is revoked (runtime/key_watch.py).
+        revoked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        hold = (
+            None
+            if caller.key_prefix is None
+            else runtime.apps.key_watch.hold(caller.key_prefix, lambda: _settle(revoked))
+        )
         try:
             while True:
-                waiting: set[asyncio.Future[Any]] = {next_event, stop}
+                waiting: set[asyncio.Future[Any]] = {next_event, stop, revoked}
                 done, _ = await asyncio.wait(
                     waiting, timeout=keepalive, return_when=asyncio.FIRST_COMPLETED
                 )
                 if stop in done:
+                    return
+                if revoked in done:
+                    yield _revoked_notice(session_id)
                     return
                 if not done:
                     yield ": keep-alive\n\n"
@@ -80,10 +100,29 @@ async def _stream(
                     yield f"id: {event.id}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
                 next_event = asyncio.ensure_future(anext(iterator))
         finally:
-            for task in (next_event, stop):
+            if hold is not None:
+                hold.release()
+            for task in (next_event, stop, revoked):
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
                 await next_event
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _revoked_notice(session_id: UUID) -> str:
+    """The stream's last event: shaped as a `system_notice` (which legacy clients
+    show) with the error code a request with the key now gets."""
+    notice = {
+        "type": SYSTEM_NOTICE,
+        "session_id": str(session_id),
+        "message": "the app key this stream was opened with was revoked; the stream is closed",
+        "code": "UNAUTHENTICATED",
+    }
+    return f"data: {json.dumps(notice, separators=(',', ':'))}\n\n"
 
 
 def legacy_event(event: Event) -> dict[str, Any] | None:

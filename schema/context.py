@@ -26,6 +26,8 @@ class Context:
     _auth_error: ConfabError | None = None
     # Set by Strawberry from a WebSocket's `connection_init` payload.
     connection_params: dict[str, object] | None = None
+    # The peer's address: unknown keys are limited per address.
+    client: str | None = None
 
     def authenticated_as(self, caller: Caller) -> None:
         self._caller, self._auth_error = caller, None
@@ -39,6 +41,11 @@ class Context:
             raise self._auth_error
         assert self._caller is not None, "context built without a caller or an error"
         return self._caller
+
+    @property
+    def key_prefix(self) -> str | None:
+        """The key the caller authenticated with (None: no key, or no caller)."""
+        return None if self._caller is None else self._caller.key_prefix
 
     @property
     def conversations(self) -> Conversations:

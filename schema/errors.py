@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from strawberry.extensions import SchemaExtension
 
 from graphql import GraphQLError
-from runtime.errors import ConfabError, is_unavailable
+from runtime.errors import ConfabError, RateLimited, is_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,10 @@ def to_graphql_error(error: GraphQLError) -> GraphQLError:
             return error
         # Parse and validation errors come from graphql-core without an original.
         return _with_code(error, error.message, "GRAPHQL_VALIDATION_FAILED")
+    if isinstance(original, RateLimited):
+        return _with_code(
+            error, original.message, original.code, retryAfter=original.retry_after_seconds
+        )
     if isinstance(original, ConfabError):
         return _with_code(error, original.message, original.code)
     if isinstance(original, GraphQLError):
@@ -39,7 +43,7 @@ def to_graphql_error(error: GraphQLError) -> GraphQLError:
     return _with_code(error, MASKED_MESSAGE, "INTERNAL")
 
 
-def _with_code(error: GraphQLError, message: str, code: str) -> GraphQLError:
+def _with_code(error: GraphQLError, message: str, code: str, **extra: object) -> GraphQLError:
     return GraphQLError(
         message,
         nodes=error.nodes,
@@ -47,7 +51,7 @@ def _with_code(error: GraphQLError, message: str, code: str) -> GraphQLError:
         positions=error.positions,
         path=error.path,
         original_error=None,
-        extensions={**(error.extensions or {}), "code": code},
+        extensions={**(error.extensions or {}), "code": code, **extra},
     )
 
 

@@ -13,6 +13,9 @@ it to its socket, framed with its own operation id.
 Everything else keeps Strawberry's path: parsing, validation, authorization,
 completion, any result with errors (it is yielded, so Strawberry formats it), and
 the legacy graphql-ws protocol, which has no sink.
+
+Both protocols' handlers also guard the connection's app key: when it is revoked
+(runtime/key_watch.py), its operations stop and the socket closes with 4403.
 """
 
 from __future__ import annotations
@@ -30,14 +33,22 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    Message,
+)
+from strawberry.subscriptions.protocols.graphql_ws import types as legacy
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import Info
 
 from graphql import DocumentNode, ExecutionResult, execute
 from runtime.events import Event
+from runtime.key_watch import ConnectionGuard
 from schema.context import Context
 from schema.execution import ConfabExecutor
 
 _COMPACT = (",", ":")  # Strawberry's encoding: the bytes match its own `next` messages
+REVOKED_CLOSE = (4403, "app key revoked")  # the code a bad key gets at connection_init
 
 
 class LiveSink:
@@ -97,7 +108,33 @@ LIVE_SINK: ContextVar[LiveSink | None] = ContextVar("confab_live_sink", default=
 
 
 class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """graphql-transport-ws with a `LiveSink` for every operation."""
+    """graphql-transport-ws with a `LiveSink` for every operation, closed when its
+    key is revoked."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.key_guard = ConnectionGuard(self.context.runtime.apps.key_watch, self._revoked)
+
+    async def handle(self) -> None:
+        try:
+            await super().handle()
+        finally:
+            self.key_guard.release()
+
+    async def handle_message(self, message: Message) -> None:
+        if not self.key_guard.revoked:  # closing: nothing more starts
+            await super().handle_message(message)
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        await super().handle_connection_init(message)
+        if self.connection_acknowledged:
+            self.key_guard.watch(self.context.key_prefix)
+
+    async def _revoked(self) -> None:
+        # Operations first, so none writes to a closed socket.
+        for operation_id in list(self.operations):
+            await self.cleanup_operation(operation_id)
+        await self.websocket.close(*REVOKED_CLOSE)
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         async def send_text(text: str) -> None:
@@ -117,6 +154,34 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         await super().cleanup_operation(operation_id)
         if operation is not None and operation.task is not None:
             _cancel_until_done(operation.task)
+
+
+class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
+    """The legacy graphql-ws protocol, closed when its key is revoked (each
+    operation is stopped first, which the protocol answers with `complete`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.key_guard = ConnectionGuard(self.context.runtime.apps.key_watch, self._revoked)
+
+    async def handle(self) -> None:
+        try:
+            await super().handle()
+        finally:
+            self.key_guard.release()
+
+    async def handle_message(self, message: legacy.OperationMessage) -> None:
+        if not self.key_guard.revoked:
+            await super().handle_message(message)
+
+    async def handle_connection_init(self, message: legacy.ConnectionInitMessage) -> None:
+        await super().handle_connection_init(message)
+        if self.connection_acknowledged:
+            self.key_guard.watch(self.context.key_prefix)
+
+    async def _revoked(self) -> None:
+        await self.cleanup()
+        await self.websocket.close(*REVOKED_CLOSE)
 
 
 def _cancel_until_done(task: asyncio.Task[None], interval: float = 0.05) -> None:

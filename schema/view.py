@@ -4,6 +4,10 @@ HTTP requests authenticate from their headers. WebSocket connections may do so f
 the upgrade request's headers or from the `connection_init` payload
 (`{"appKey": "...", "app": "..."}`), which wins; a bad key is refused there
 (graphql-transport-ws closes with 4403, graphql-ws answers `connection_error`).
+A connection whose key is later revoked is closed with 4403 (schema/live.py).
+
+Unknown keys are limited per client address (runtime/auth_throttle.py): over HTTP
+the refusal is a `RATE_LIMITED` error answered with status 429 and `Retry-After`.
 """
 
 from __future__ import annotations
@@ -18,10 +22,10 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UnsetType
 
-from runtime.credentials import app_from_request, key_from_headers
-from runtime.errors import ConfabError
+from runtime.credentials import app_from_request, client_host, key_from_headers
+from runtime.errors import ConfabError, RateLimited
 from schema.context import Context
-from schema.live import LiveTransportWSHandler
+from schema.live import LegacyWSHandler, LiveTransportWSHandler
 from settings import Settings
 
 if TYPE_CHECKING:
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
 
 class ConfabGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = LiveTransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
 
     def __init__(self, schema: strawberry.Schema, settings: Settings) -> None:
         super().__init__(
@@ -45,16 +50,21 @@ class ConfabGraphQL(GraphQL[Context, None]):
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         runtime: Runtime = request.app.state.runtime
-        context = Context(runtime=runtime)
+        context = Context(runtime=runtime, client=client_host(request.scope))
         try:
             context.authenticated_as(
                 await runtime.apps.authenticate(
                     key_from_headers(request.headers),
                     app_from_request(request.headers, request.query_params),
+                    context.client,
                 )
             )
         except ConfabError as exc:
             context.failed_auth(exc)
+            if isinstance(exc, RateLimited) and isinstance(response, Response):
+                # Strawberry copies the status and headers of this sub-response.
+                response.status_code = 429
+                response.headers["Retry-After"] = str(exc.retry_after_seconds)
         return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
@@ -66,6 +76,7 @@ class ConfabGraphQL(GraphQL[Context, None]):
                     await context.runtime.apps.authenticate(
                         key if isinstance(key, str) else None,
                         app if isinstance(app, str) else None,
+                        context.client,
                     )
                 )
             except ConfabError as exc:
@@ -73,5 +84,8 @@ class ConfabGraphQL(GraphQL[Context, None]):
         try:
             caller = context.caller
         except ConfabError as exc:
-            raise ConnectionRejectionError({"code": exc.code, "message": exc.message}) from exc
+            payload: dict[str, object] = {"code": exc.code, "message": exc.message}
+            if isinstance(exc, RateLimited):
+                payload["retryAfter"] = exc.retry_after_seconds
+            raise ConnectionRejectionError(payload) from exc
         return {"app": caller.app}
