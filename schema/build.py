@@ -9,7 +9,6 @@ from typing import Any, TypeGuard, cast
 import strawberry
 from strawberry.exceptions import MissingQueryError
 from strawberry.execution.is_awaitable import optimized_is_awaitable
-from strawberry.extensions import max_aliases, query_depth_limiter
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.types import ExecutionContext, ExecutionResult
@@ -17,9 +16,11 @@ from strawberry.types.graphql import OperationType
 from strawberry.utils.operation import get_operation_type
 
 from graphql import GraphQLError, execute, specified_rules
+from schema.cost import cost_error, cost_report
 from schema.documents import PreparedDocuments
 from schema.errors import DomainErrors, to_graphql_error
 from schema.execution import ConfabExecutor
+from schema.validation_rules import document_limits_rule
 from settings import Settings
 
 # Strawberry's cheaper check for its own resolvers' results (graphql-core's asks more).
@@ -35,12 +36,19 @@ class ConfabSchema(strawberry.Schema):
     parse-and-validate and its error mapping, so `execute` does those two directly,
     in Strawberry's order and with Strawberry's exceptions for the HTTP view:
     parse (syntax errors are results), check the operation type (exceptions),
-    validate, execute. Subscriptions keep the extension hooks.
+    validate, check the cost (schema/cost.py), execute. The cost goes into the
+    result's `extensions`. Subscriptions keep the extension hooks.
+
+    `max_response_bytes` is read by the view (schema/response_limit.py), which is
+    where a response is encoded.
     """
 
-    def __init__(self, *, documents: PreparedDocuments, **kwargs: Any) -> None:
+    def __init__(
+        self, *, documents: PreparedDocuments, max_response_bytes: int, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.documents = documents
+        self.max_response_bytes = max_response_bytes
 
     async def execute(
         self,
@@ -64,9 +72,16 @@ class ConfabSchema(strawberry.Schema):
             raise CannotGetOperationTypeError(operation_name) from error
         if operation_type not in (allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES):
             raise InvalidOperationTypeError(operation_type)
-        invalid = self.documents.errors(prepared, self._schema, specified_rules)
+        documents = self.documents
+        invalid = documents.errors(prepared, self._schema, specified_rules)
         if invalid:
             return ExecutionResult(data=None, errors=[to_graphql_error(e) for e in invalid])
+        cost = documents.cost(prepared, self._schema, operation_name, variable_values)
+        report = cost_report(cost, documents.max_cost)
+        if cost > documents.max_cost:
+            return ExecutionResult(
+                data=None, errors=[cost_error(cost, documents.max_cost)], extensions=report
+            )
         outcome = execute(
             self._schema,
             prepared.document,
@@ -80,7 +95,7 @@ class ConfabSchema(strawberry.Schema):
         )
         result = await outcome if isawaitable(outcome) else outcome
         errors = [to_graphql_error(e) for e in result.errors] if result.errors else None
-        return ExecutionResult(data=result.data, errors=errors)
+        return ExecutionResult(data=result.data, errors=errors, extensions=report)
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -94,16 +109,14 @@ def build_schema(
     mutation: type | None = None,
     subscription: type | None = None,
 ) -> strawberry.Schema:
-    # The depth and alias rules are built once here: `QueryDepthLimiter` and
-    # `MaxAliasesLimiter` make a new rule class per instance, which would defeat
-    # any validation cache.
+    # Confab's depth and alias rule (schema/validation_rules.py: linear in the
+    # document, where Strawberry's limiters were exponential in its fragments),
+    # built once per schema like the cache it feeds.
     documents = PreparedDocuments(
         max_tokens=settings.graphql_max_tokens,
-        rules=[
-            query_depth_limiter.create_validator(settings.graphql_max_depth, None),
-            max_aliases.create_validator(settings.graphql_max_aliases),
-        ],
+        rules=[document_limits_rule(settings.graphql_max_depth, settings.graphql_max_aliases)],
         maxsize=settings.graphql_cache_size,
+        max_cost=settings.graphql_max_cost,
     )
     return ConfabSchema(
         query=query,
@@ -113,4 +126,5 @@ def build_schema(
         extensions=[documents.extension, DomainErrors],
         execution_context_class=ConfabExecutor,
         documents=documents,
+        max_response_bytes=settings.graphql_max_response_bytes,
     )

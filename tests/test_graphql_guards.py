@@ -50,6 +50,30 @@ async def test_limits_reject_deep_aliased_and_long_documents(
             assert "errors" not in await gql.raw("{ models }")
 
 
+async def test_depth_and_aliases_count_through_fragments(strict_settings: Any) -> None:
+    from asgi_lifespan import LifespanManager
+
+    from server import create_app
+
+    application = create_app(strict_settings)
+    async with LifespanManager(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            gql = GraphQLClient(http)
+            deep = await gql.error(
+                "{ sessions { ...C } } "
+                "fragment C on SessionConnection { edges { node { threads { id } } } }"
+            )
+            assert "exceeds maximum operation depth of 3" in deep["message"]
+            # One alias in a fragment spread twice, beside two more: four to resolve.
+            spread = await gql.error(
+                '{ x: session(id: "1") { ...S } y: session(id: "2") { ...S } } '
+                "fragment S on Session { t: title }"
+            )
+            assert "4 aliases" in spread["message"]
+            assert spread["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
 async def test_unexpected_errors_are_masked_and_logged(
     app: Starlette,
     gql: GraphQLClient,
@@ -97,4 +121,4 @@ async def test_graphiql_is_served(client: httpx.AsyncClient) -> None:
 
 async def test_queries_via_get(client: httpx.AsyncClient) -> None:
     response = await client.get("/graphql", params={"query": "{ models }"})
-    assert response.json() == {"data": {"models": ["builtin"]}}
+    assert response.json()["data"] == {"models": ["builtin"]}
