@@ -32,7 +32,9 @@ logger = logging.getLogger(__name__)
 class Runtime:
     def __init__(self, settings: Settings, store: SessionStore | None = None) -> None:
         self.settings = settings
-        self.apps = AppRegistry(settings.apps, settings.key_cache_ttl)
+        self.apps = AppRegistry(
+            settings.apps, settings.key_cache_ttl, settings.auth_failures_per_minute
+        )
         self.store: SessionStore = store or _make_store(settings.store)
         self.sessions = SessionHost(
             self.store, settings.session_cache_size, create_coherence(settings.event_bus_url)
@@ -81,6 +83,7 @@ class Runtime:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self.apps.aclose()
         await self.recovery.stop()
         await self.janitor.stop()
         await self.turns.shutdown()

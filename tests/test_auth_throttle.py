@@ -243,3 +243,10 @@ async def test_a_real_server_throttles_http_and_websocket_guesses(
     ) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": {"appKey": alpha_cli_key}}))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
+
+
+async def test_the_limit_is_the_setting(settings: Settings) -> None:
+    application = create_app(settings.with_overrides(auth_failures_per_minute=3))
+    async with LifespanManager(application), from_address(application, "203.0.113.30") as http:
+        statuses = [(await models(http, bogus_key())).status_code for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
