@@ -20,17 +20,17 @@ So `session(id:) { title messages(last: 20) { nodes { id content } } }` costs
 `messages(first: 200)` inside cost millions.
 
 Page sizes can come from variables (`first: $n`), so a document compiles once into a
-small program (`DocumentCost`, cached with the parsed document): each fragment is
-compiled once (schema/fragments.py) and shared wherever it is spread, constants are
-folded, and an operation whose pages are all literals has its cost as a plain int.
-The rest is evaluated per request in one pass over the program, and remembered per
+small program (schema/cost_program.py), cached with the parsed document: each
+fragment is compiled once (schema/fragments.py) and shared wherever it is spread,
+constants are folded, and an operation whose pages are all literals has its cost as a
+plain int. Any other is evaluated in one pass over its program, and remembered per
 value of its page variables.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from graphql import (
     DocumentNode,
@@ -53,71 +53,22 @@ from graphql import (
     get_named_type,
     get_nullable_type,
 )
-from runtime.validation import PAGE_MAX
+from schema.cost_program import (
+    Accumulator,
+    OperationCost,
+    PageSize,
+    Program,
+    Value,
+    Variables,
+)
 from schema.fragments import fragment_definitions, summarize_fragments
 from schema.pagination import DEFAULT_PAGE
 
+# The lists without a page argument are short: a session's threads (the primary one
+# and the odd side thread) and a key's apps. An estimate, not a bound: paging
+# `Session.threads` would make it one.
 UNPAGED_LIST_SIZE = 3
 PAGE_ARGUMENTS = ("first", "last")
-REMEMBERED_VARIABLE_VALUES = 64  # per operation; then the memo starts over
-
-Variables = Mapping[str, object]
-
-
-@dataclass(frozen=True, slots=True)
-class PageSize:
-    """The page a field asks for when a variable decides it (a literal is folded)."""
-
-    first: int | str | None  # a literal, a variable's name, or not given
-    last: int | str | None
-    default: int
-
-    def size(self, variables: Variables) -> int:
-        given = [
-            n
-            for n in (_given(self.first, variables), _given(self.last, variables))
-            if n is not None
-        ]
-        return _capped(max(given) if given else self.default)
-
-    def variable_names(self) -> tuple[str, ...]:
-        return tuple(arg for arg in (self.first, self.last) if isinstance(arg, str))
-
-
-@dataclass(frozen=True, slots=True)
-class Term:
-    weight: int
-    page: PageSize | None  # None: 1
-    value: int | Sum
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class Sum:
-    """`constant` plus the weighted terms. `index` is its place in the program, after
-    every sum it refers to."""
-
-    index: int
-    constant: int
-    terms: tuple[Term, ...]
-
-
-Value = int | Sum
-
-
-class Accumulator:
-    """A sum being built: constants add up at once; variable parts become terms."""
-
-    __slots__ = ("constant", "terms")
-
-    def __init__(self) -> None:
-        self.constant = 0
-        self.terms: list[Term] = []
-
-    def add(self, value: Value, weight: int = 1, page: PageSize | None = None) -> None:
-        if isinstance(value, int) and page is None:
-            self.constant += weight * value
-        elif value != 0 and weight != 0:
-            self.terms.append(Term(weight, page, value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,31 +79,6 @@ class Affine:
 
     base: Value
     per_page: Value
-
-
-@dataclass(slots=True)
-class OperationCost:
-    total: Value
-    program: tuple[Sum, ...]  # the sums `total` may refer to, in order
-    defaults: dict[str, int]  # the operation's variable defaults that are page sizes
-    variables: tuple[str, ...]  # the variables that size pages
-    memo: dict[tuple[object, ...], int] = field(default_factory=dict, repr=False)
-
-    def cost(self, variables: Variables | None) -> int:
-        total = self.total
-        if isinstance(total, int):
-            return total
-        effective: Variables = {**self.defaults, **variables} if variables else self.defaults
-        key = tuple(effective.get(name) for name in self.variables)
-        if not _hashable(key):
-            return _evaluate(self.program, total, effective)
-        known = self.memo.get(key)
-        if known is None:
-            known = _evaluate(self.program, total, effective)
-            if len(self.memo) >= REMEMBERED_VARIABLE_VALUES:
-                self.memo.clear()
-            self.memo[key] = known
-        return known
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,22 +123,22 @@ class _Compiler:
         self, schema: GraphQLSchema, fragments: Mapping[str, FragmentDefinitionNode]
     ) -> None:
         self._schema = schema
-        self._program: list[Sum] = []
+        self._program = Program()
         self._fragments = summarize_fragments(fragments, self._fragment)
 
     def operation(self, operation: OperationDefinitionNode) -> OperationCost:
         root = self._schema.get_root_type(operation.operation)
-        start = len(self._program)
+        start = len(self._program.sums)
         total = Accumulator()
         if root is not None:
             shape = self._selection_set(operation.selection_set, root, self._fragments)
             total.add(shape.base)
             total.add(shape.per_page, UNPAGED_LIST_SIZE)
-        value = self._value(total)
-        program = tuple(self._program)
+        value = self._program.value(total)
+        program = tuple(self._program.sums)
         # The next operation reuses these places: its program holds the fragments'
         # sums and its own only.
-        del self._program[start:]
+        del self._program.sums[start:]
         variables = {
             name
             for node in program
@@ -262,7 +188,7 @@ class _Compiler:
                 continue
             base.add(inner.base)
             per_page.add(inner.per_page)
-        return Affine(self._value(base), self._value(per_page))
+        return Affine(self._program.value(base), self._program.value(per_page))
 
     def _field(
         self,
@@ -296,13 +222,6 @@ class _Compiler:
             base.add(inner.base, weight, variable)
             base.add(inner.per_page, weight * UNPAGED_LIST_SIZE, variable)
 
-    def _value(self, sum_: Accumulator) -> Value:
-        if not sum_.terms:
-            return sum_.constant
-        node = Sum(len(self._program), sum_.constant, tuple(sum_.terms))
-        self._program.append(node)
-        return node
-
 
 def _field_definition(parent: GraphQLNamedType | None, name: str) -> GraphQLField | None:
     if isinstance(parent, (GraphQLObjectType, GraphQLInterfaceType)):
@@ -332,35 +251,3 @@ def _argument(value: ValueNode | None) -> int | str | None:
     if isinstance(value, IntValueNode):
         return int(value.value)
     return None  # absent or null: the default page
-
-
-def _given(argument: int | str | None, variables: Variables) -> int | None:
-    if isinstance(argument, str):
-        value = variables.get(argument)
-        # Anything but an int fails coercion when the operation runs.
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-    return argument
-
-
-def _capped(size: int) -> int:
-    # The resolvers refuse a page outside 1..PAGE_MAX: a bigger one never runs.
-    return min(max(size, 0), PAGE_MAX)
-
-
-def _hashable(key: tuple[object, ...]) -> bool:
-    return all(value is None or isinstance(value, int) for value in key)
-
-
-def _evaluate(program: tuple[Sum, ...], total: Sum, variables: Variables) -> int:
-    """One pass in program order: every sum's terms are known before it."""
-    values = [0] * len(program)
-    for node in program:
-        result = node.constant
-        for term in node.terms:
-            value = term.value
-            amount = value if isinstance(value, int) else values[value.index]
-            if term.page is not None:
-                amount *= term.page.size(variables)
-            result += term.weight * amount
-        values[node.index] = result
-    return values[total.index]
