@@ -19,6 +19,14 @@ async def test_default_limits_allow_the_deepest_real_query(gql: GraphQLClient) -
     assert "errors" not in await gql.raw(deepest)
 
 
+async def test_the_introspection_query_of_graphiql_is_allowed(gql: GraphQLClient) -> None:
+    from graphql import get_introspection_query
+
+    body = await gql.raw(get_introspection_query(descriptions=True))
+    assert "errors" not in body, body["errors"]
+    assert body["data"]["__schema"]["queryType"]["name"] == "Query"
+
+
 @pytest.fixture
 def strict_settings(settings: Any) -> Any:
     return settings.with_overrides(
