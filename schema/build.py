@@ -20,7 +20,7 @@ from schema.cost import cost_error, cost_report
 from schema.documents import PreparedDocuments
 from schema.errors import DomainErrors, to_graphql_error
 from schema.execution import ConfabExecutor
-from schema.validation_rules import document_limits_rule
+from schema.validation_rules import bound_overlap_comparisons, document_limits_rule
 from settings import Settings
 
 # Strawberry's cheaper check for its own resolvers' results (graphql-core's asks more).
@@ -111,7 +111,9 @@ def build_schema(
 ) -> strawberry.Schema:
     # Confab's depth and alias rule (schema/validation_rules.py: linear in the
     # document, where Strawberry's limiters were exponential in its fragments),
-    # built once per schema like the cache it feeds.
+    # built once per schema like the cache it feeds; and graphql-core's comparison of
+    # overlapping fields held to a budget of milliseconds.
+    bound_overlap_comparisons()
     documents = PreparedDocuments(
         max_tokens=settings.graphql_max_tokens,
         rules=[document_limits_rule(settings.graphql_max_depth, settings.graphql_max_aliases)],

@@ -10,12 +10,20 @@ spread adds its fragment's summary.
   graphql-core's `MaxIntrospectionDepthRule` bounds), count nothing.
 - Aliases are counted as executed: a fragment with 10 aliases spread 10 times is 100,
   because each spread is another copy of the aliased fields to resolve.
+
+graphql-core's own `OverlappingFieldsCanBeMergedRule` stays quadratic: it compares
+every two fields that share a response name (`{ apps { name } apps { name } ... }`).
+It meters that work and aborts validation past a budget, which
+`bound_overlap_comparisons` lowers from graphql-core's default of 500,000 units (the
+better part of a second here, within the token limit) to `OVERLAP_BUDGET`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from graphql.validation.rules import overlapping_fields_can_be_merged
 
 from graphql import (
     ASTValidationRule,
@@ -29,6 +37,11 @@ from graphql import (
     ValidationContext,
 )
 from schema.fragments import fragment_definitions, summarize_fragments
+
+# Confab's operations (graphql/operations/) spend under 10 units, GraphiQL's
+# introspection query none, 50 sibling fragments of two fields each about 10,000; a
+# unit is a microsecond or two, so no document is compared for more than tens of ms.
+OVERLAP_BUDGET = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +82,12 @@ def document_limits_rule(max_depth: int, max_aliases: int) -> type[ASTValidation
                 )
 
     return DocumentLimitsRule
+
+
+def bound_overlap_comparisons() -> None:
+    """graphql-core reads this module attribute whenever the rule starts: it is its
+    documented knob, and it applies process-wide."""
+    overlapping_fields_can_be_merged.MAX_COMPLEXITY_BUDGET = OVERLAP_BUDGET
 
 
 def _fragment_shape(fragment: FragmentDefinitionNode, fragments: Mapping[str, Shape]) -> Shape:

@@ -78,6 +78,18 @@ async def test_fragment_cycles_are_refused(gql: GraphQLClient) -> None:
     assert any("Cannot spread fragment 'A' within itself" in m for m in messages), messages
 
 
+async def test_fields_sharing_a_name_are_compared_within_a_budget(gql: GraphQLClient) -> None:
+    # graphql-core compares every two of these 490 fields (quadratic): its budget,
+    # lowered by Confab, stops it early.
+    repeated = await gql.error("{ " + "apps { name } " * 490 + "}")
+    assert repeated["message"] == "Validation aborted."
+    assert repeated["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    # 50 sibling fragments sharing their fields stay well within it.
+    spreads = " ".join(f"...S{n}" for n in range(50))
+    siblings = " ".join(f"fragment S{n} on Session {{ id title }}" for n in range(50))
+    await gql.data(f"{{ sessions(first: 5) {{ nodes {{ {spreads} }} }} }} {siblings}")
+
+
 async def test_a_real_server_stays_responsive_while_refusing_chains(server: ServerProcess) -> None:
     # Distinct texts (fragment names differ), so none is answered from the cache.
     chains = [doubling_chain(40, aliased=True, name=f"C{n}x") for n in range(8)]
