@@ -19,7 +19,7 @@ from gql.transport.exceptions import TransportQueryError
 from starlette.applications import Starlette
 
 import server as server_module
-from schema.response_limit import ResponseSizeLimit
+from schema.response_limit import ResponseSizeLimit, refusal
 from schema.view import ConfabGraphQL
 from settings import Settings
 from tests.conftest import GraphQLClient, new_id
@@ -126,6 +126,22 @@ async def test_a_response_over_the_byte_bound_is_refused(limited_gql: GraphQLCli
     assert error["extensions"]["size"] > error["extensions"]["maxSize"] == 600
     assert body["extensions"]["cost"]["requested"] == 22
     assert (await limited_gql.data(PAGED, n=2))["sessions"]["nodes"]  # a smaller page fits
+
+
+def test_a_refusal_keeps_the_frame_of_the_answer_it_replaces() -> None:
+    answer = {"data": {"models": ["x" * 50]}, "extensions": {"cost": {"requested": 1}}}
+    refused: Any = refusal(answer, 90, 10)
+    assert refused["data"] is None
+    assert refused["extensions"] == answer["extensions"]
+    [error] = refused["errors"]
+    assert error["extensions"] == {"code": "RESPONSE_TOO_LARGE", "size": 90, "maxSize": 10}
+    # graphql-transport-ws `next`, graphql-ws `data` and multipart parts carry a payload.
+    frame = {"id": "1", "type": "next", "payload": answer}
+    assert refusal(frame, 90, 10) == {"id": "1", "type": "next", "payload": refusal({}, 90, 10)}
+    errors = {"id": "1", "type": "error", "payload": [{"message": "x" * 50}]}
+    refused_errors: Any = refusal(errors, 90, 10)
+    assert refused_errors["payload"] == [error]
+    assert refusal([answer, answer], 90, 10) == [refused, refused]  # a batch
 
 
 @pytest.fixture(scope="module")
