@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import gc
 import logging
+import math
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -23,12 +24,14 @@ from types import FrameType
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from tortoise import Tortoise
 from tortoise.contrib.starlette import RegisterTortoise
 
+from edge import ClientLimits, RequestLimits, effective_connection_cap, http_protocol
 from resolvers import confab_schema
 from rest import baselines, rest_routes
 from rest.errors import handle_http_error
@@ -88,7 +91,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # Unknown paths and wrong methods answer in the REST layer's JSON error shape,
     # including paths the /api mount cannot match (e.g. with a newline in them).
     handlers = {404: handle_http_error, 405: handle_http_error}
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+    # Body size and JSON depth are checked before any route reads a byte.
+    middleware = [Middleware(RequestLimits, settings=settings)]
+    return Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers=handlers, middleware=middleware
+    )
 
 
 async def healthz(request: Request) -> Response:
@@ -148,6 +155,11 @@ def serve(settings: Settings) -> int:
         settings.port,
         redacted(settings.database_url),
     )
+    limits = ClientLimits(
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+        max_connections=effective_connection_cap(settings.max_connections),
+    )
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
@@ -156,6 +168,12 @@ def serve(settings: Settings) -> int:
         lifespan="on",
         # SIGTERM: stop accepting, let requests in flight finish, then run shutdown.
         timeout_graceful_shutdown=10,
+        # Header and body deadlines, head size limit, connection cap (edge.protocol).
+        http=http_protocol(limits),
+        # An idle kept-alive connection has as long as a new one has for its headers.
+        timeout_keep_alive=math.ceil(settings.header_timeout),
+        # A larger WebSocket message closes the socket with 1009.
+        ws_max_size=settings.ws_max_message_bytes,
     )
     ConfabServer(config).run()
     return 0
