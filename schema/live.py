@@ -98,6 +98,8 @@ class LiveSink:
         )
         result: ExecutionResult = await outcome if isinstance(outcome, Awaitable) else outcome
         payload = None if result.errors else json.dumps({"data": result.data}, separators=_COMPACT)
+        if payload is not None and len(payload) > info.schema.max_response_bytes:  # type: ignore[attr-defined]
+            payload = None  # Strawberry's path, where the view refuses it
         event.derived[key] = (operation, payload)
         info.context.runtime.events.stats["rendered"] += 1
         return payload

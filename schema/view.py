@@ -26,6 +26,7 @@ from runtime.credentials import app_from_request, client_host, key_from_headers
 from runtime.errors import ConfabError, RateLimited
 from schema.context import Context
 from schema.live import LegacyWSHandler, LiveTransportWSHandler
+from schema.response_limit import ResponseSizeLimit
 from settings import Settings
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from runtime.core import Runtime
 
 
-class ConfabGraphQL(GraphQL[Context, None]):
+class ConfabGraphQL(ResponseSizeLimit, GraphQL[Context, None]):
     graphql_transport_ws_handler_class = LiveTransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
 

@@ -32,7 +32,7 @@ async def test_each_key_header_authenticates(client: httpx.AsyncClient, alpha_ke
         {"Authorization": f"Bearer {alpha_key}"},
     ):
         response = await client.post("/graphql", json=query, headers=headers)
-        assert response.json() == {"data": {"models": ["builtin", "builtin-large"]}}, headers
+        assert response.json()["data"] == {"models": ["builtin", "builtin-large"]}, headers
 
 
 async def test_non_default_app_needs_a_key(gql: GraphQLClient) -> None:

@@ -8,6 +8,7 @@ whose encoding is over the byte bound becomes a RESPONSE_TOO_LARGE error.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -182,3 +183,47 @@ async def test_queries_over_a_websocket_are_costed_too(cheap_server: ServerProce
     assert [e["extensions"] for e in errors] == [
         {"code": "GRAPHQL_VALIDATION_FAILED", "cost": 5, "maxCost": 4}
     ]
+
+
+@pytest.fixture(scope="module")
+def small_answers_server(
+    live_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A real server whose answers may be at most 600 bytes."""
+    process = ServerProcess(
+        {**live_env, "CONFAB_GRAPHQL_MAX_RESPONSE_BYTES": "600"},
+        tmp_path_factory.mktemp("small") / "server.log",
+    )
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.stop()
+
+
+async def test_a_live_event_over_the_byte_bound_is_refused(
+    small_answers_server: ServerProcess,
+) -> None:
+    from tests.live import post
+
+    session_id = new_id()
+    await post(small_answers_server, CREATE, id=session_id)
+    rename = 'mutation($id: ID!) { renameSession(id: $id, title: "t") { id } }'
+    notice = (
+        "mutation($id: ID!, $m: String!) { postSystemNotice(sessionId: $id, message: $m) { id } }"
+    )
+    async with ws_session(small_answers_server) as ws:
+        events = Collector(
+            ws,
+            "subscription($id: ID!) { sessionEvents(sessionId: $id) { type data } }",
+            id=session_id,
+        )
+        while not events.results:  # subscribed once a small event arrives
+            await post(small_answers_server, rename, id=session_id)
+            with contextlib.suppress(TimeoutError):
+                await events.wait_for(1, timeout=0.5)
+        await post(small_answers_server, notice, id=session_id, m="n" * 1_000)
+        error = await events.wait_closed()
+    assert isinstance(error, TransportQueryError), error
+    [refused] = error.errors or []
+    assert refused["extensions"]["code"] == "RESPONSE_TOO_LARGE"

@@ -32,7 +32,7 @@ def test_default_server_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     try:
         server.wait_ready()
         body = server.graphql("{ models }")
-        assert body == {"data": {"models": ["builtin"]}}
+        assert body["data"] == {"models": ["builtin"]}
     finally:
         graceful = server.stop()
     log = server.log()
