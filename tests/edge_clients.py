@@ -275,6 +275,9 @@ def trickle(socks: list[socket.socket], byte: bytes = b"a") -> list[socket.socke
 
 async def hold(port: int, headers: int, bodies: int, interval: float) -> None:
     raise_fd_limit()
+    # These clients stand for machines elsewhere: on this one, they yield the
+    # CPU to the server and the test's own probe whenever both want it.
+    os.nice(19)
     slow_headers = await open_slow(port, [slow_header_start()] * headers)
     slow_bodies = await open_slow(port, [slow_body_start() for _ in range(bodies)])
     print("ready", flush=True)
