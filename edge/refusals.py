@@ -39,8 +39,8 @@ class Refusal:
         await send({"type": "http.response.body", "body": self.body})
 
 
-def graphql_refusal(status: int, message: str, code: str, limit: int) -> Refusal:
-    error = {"message": message, "extensions": {"code": code, "limit": limit}}
+def graphql_refusal(status: int, message: str, extensions: dict[str, object]) -> Refusal:
+    error = {"message": message, "extensions": extensions}
     return Refusal(status, _encode({"errors": [error]}))
 
 

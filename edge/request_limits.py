@@ -48,8 +48,14 @@ def graphql_surface(limit: int, depth: int) -> Surface:
     return Surface(
         limit,
         frozenset({"variables", "extensions"}),
-        graphql_refusal(413, f"the request body is larger than {limit} bytes", TOO_LARGE, limit),
-        graphql_refusal(400, f"JSON nested deeper than {depth} levels", TOO_DEEP, depth),
+        graphql_refusal(
+            413,
+            f"the request body is larger than {limit} bytes",
+            {"code": TOO_LARGE, "maxSize": limit},
+        ),
+        graphql_refusal(
+            400, f"JSON nested deeper than {depth} levels", {"code": TOO_DEEP, "maxDepth": depth}
+        ),
     )
 
 

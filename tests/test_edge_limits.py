@@ -149,7 +149,7 @@ async def test_graphql_body_at_the_limit_is_read_and_one_byte_more_is_not(
         "errors": [
             {
                 "message": f"the request body is larger than {GRAPHQL_LIMIT} bytes",
-                "extensions": {"code": "REQUEST_TOO_LARGE", "limit": GRAPHQL_LIMIT},
+                "extensions": {"code": "REQUEST_TOO_LARGE", "maxSize": GRAPHQL_LIMIT},
             }
         ]
     }
@@ -179,7 +179,7 @@ async def test_rest_body_at_the_limit_is_read_and_one_byte_more_is_not(
 def graphql_too_deep(response: httpx.Response) -> None:
     assert response.status_code == 400, response.text
     (error,) = response.json()["errors"]
-    assert error["extensions"] == {"code": "JSON_TOO_DEEP", "limit": DEPTH}
+    assert error["extensions"] == {"code": "JSON_TOO_DEEP", "maxDepth": DEPTH}
     assert f"{DEPTH} levels" in error["message"]
 
 
