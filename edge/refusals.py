@@ -27,11 +27,14 @@ class Refusal:
     status: int
     body: bytes
 
-    async def send(self, send: Send, close: bool = False) -> None:
+    async def send(
+        self, send: Send, close: bool = False, extra: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         """Answer; `close` when the rest of the body is not worth reading."""
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(self.body)).encode("ascii")),
+            *(extra or ()),
         ]
         if close:
             headers.append((b"connection", b"close"))

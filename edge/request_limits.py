@@ -42,6 +42,10 @@ class Surface:
     json_params: frozenset[str]
     too_large: Refusal
     too_deep: Refusal
+    # Browser origins its answers are shared with (the REST layer's CORS
+    # settings): a refusal comes from here, before the REST layer's CORS
+    # middleware, and a browser hides an answer without the header.
+    cors_origins: frozenset[str] = frozenset()
 
 
 def graphql_surface(limit: int, depth: int) -> Surface:
@@ -59,12 +63,15 @@ def graphql_surface(limit: int, depth: int) -> Surface:
     )
 
 
-def rest_surface(limit: int, depth: int, json_params: frozenset[str]) -> Surface:
+def rest_surface(
+    limit: int, depth: int, json_params: frozenset[str], cors_origins: frozenset[str]
+) -> Surface:
     return Surface(
         limit,
         json_params,
         rest_refusal(413, f"the request body is larger than {limit} bytes"),
         rest_refusal(400, f"JSON nested deeper than {depth} levels"),
+        cors_origins,
     )
 
 
@@ -75,12 +82,15 @@ class RequestLimits:
         self.graphql = graphql_surface(settings.graphql_max_body_bytes, self.depth)
         # `user_state` is the one REST query parameter read as JSON.
         self.rest = rest_surface(
-            settings.rest_max_body_bytes, self.depth, frozenset({"user_state"})
+            settings.rest_max_body_bytes,
+            self.depth,
+            frozenset({"user_state"}),
+            frozenset(settings.cors_origins),
         )
         # Anything else (health, benchmark endpoints, unknown paths): the larger
         # limit, in the REST shape the app's own 404 and 405 use.
         largest = max(settings.graphql_max_body_bytes, settings.rest_max_body_bytes)
-        self.other = rest_surface(largest, self.depth, frozenset())
+        self.other = rest_surface(largest, self.depth, frozenset(), frozenset())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -102,7 +112,8 @@ class RequestLimits:
             # Said up front: refused without reading a byte (and without the
             # "100 Continue" a client that asked for one is waiting for: it will
             # not send the body, so the connection cannot carry on after it).
-            await surface.too_large.send(send, close=expects_continue or length > DRAIN_BYTES)
+            close = expects_continue or length > DRAIN_BYTES
+            await surface.too_large.send(send, close, _cors(scope, surface))
             return
         if chunked or length:
             try:
@@ -110,7 +121,7 @@ class RequestLimits:
             except _TooLarge:
                 # Of unknown length: the server drains what follows, up to its
                 # limit, and then closes.
-                await surface.too_large.send(send)
+                await surface.too_large.send(send, extra=_cors(scope, surface))
                 return
             except _Disconnected:
                 return
@@ -119,7 +130,7 @@ class RequestLimits:
             and not content_type.startswith(_NOT_JSON)
             and nests_deeper_than(body, self.depth)
         ) or self._query_too_deep(scope["query_string"], surface):
-            await surface.too_deep.send(send)
+            await surface.too_deep.send(send, extra=_cors(scope, surface))
             return
         await self.app(scope, receive if body is None else _Replay(body, receive), send)
 
@@ -135,6 +146,21 @@ class RequestLimits:
             name in surface.json_params and nests_deeper_than(value.encode(), self.depth)
             for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True)
         )
+
+
+def _cors(scope: Scope, surface: Surface) -> list[tuple[bytes, bytes]]:
+    """The header that lets a browser read a refusal, as the REST layer's CORS
+    middleware would have sent it."""
+    if not surface.cors_origins:
+        return []
+    origin = next((value for name, value in scope["headers"] if name == b"origin"), None)
+    if origin is None:
+        return []
+    if "*" in surface.cors_origins:
+        return [(b"access-control-allow-origin", b"*")]
+    if origin.decode("latin-1") in surface.cors_origins:
+        return [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]
+    return []
 
 
 def _framing(headers: list[tuple[bytes, bytes]]) -> tuple[int | None, bool, bytes, bool]:

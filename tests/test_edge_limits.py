@@ -168,9 +168,12 @@ async def test_rest_body_at_the_limit_is_read_and_one_byte_more_is_not(
     assert response.json()["messages"][0]["content"] == "hello at the limit"
 
     over = sized({"message": "one byte too many"}, REST_LIMIT + 1)
-    response = await http.post("/api/chat", content=as_sent(over, framing), headers=headers)
+    # From a browser: the refusal carries the CORS header, so the page can read it.
+    browser = {**headers, "Origin": "https://app.example"}
+    response = await http.post("/api/chat", content=as_sent(over, framing), headers=browser)
     assert response.status_code == 413
     assert response.json() == {"error": f"the request body is larger than {REST_LIMIT} bytes"}
+    assert response.headers["access-control-allow-origin"] == "*"
 
 
 # -- JSON depth -----------------------------------------------------------------
