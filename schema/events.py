@@ -3,11 +3,15 @@ string: ids exceed GraphQL's 32-bit Int), which `sessionEvents(after:)` resumes 
 
 Each type is a pure view of the bus event it keeps in `event`: a result is rendered
 once per event and shared by every subscriber (schema/live.py), so no field here may
-depend on the caller."""
+depend on the caller.
+
+`SessionEvent.data` is the envelope's JSON, untyped; `SessionEvent.payload` is the same
+content as a member of the `SessionEventPayload` union (schema/event_payloads.py)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.scalars import JSON
@@ -15,6 +19,9 @@ from strawberry.scalars import JSON
 from runtime.errors import InvalidInput
 from runtime.events import Event
 from runtime.records import SystemEventRecord
+
+if TYPE_CHECKING:
+    from schema.event_payloads import SessionEventPayload
 
 
 @strawberry.type(description="Any event of a session, in the bus's envelope.")
@@ -28,8 +35,20 @@ class SessionEvent:
     session_id: strawberry.ID
     app: str
     ts: datetime
-    data: JSON
+    data: JSON = strawberry.field(description="The event's data, as JSON (see `payload`).")
     event: strawberry.Private[Event]
+
+    # Lazy: the members hold schema/types.py's Message, and that module imports this one.
+    @strawberry.field(
+        description="The event's data, typed: one member per kind of event (a custom type, "
+        "or data that does not fit its type's member, is a CustomEventPayload)."
+    )
+    def payload(
+        self,
+    ) -> Annotated[SessionEventPayload, strawberry.lazy("schema.event_payloads")]:
+        from schema.event_payloads import payload_of
+
+        return payload_of(self.event)
 
     @classmethod
     def from_event(cls, event: Event) -> SessionEvent:
