@@ -103,7 +103,7 @@ async def _snapshot(request: Request, record: SessionRecord) -> Response:
 def _typed_object(message: str) -> dict[str, Any] | None:
     try:
         value = json.loads(message)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # free text, however it is nested
         return None
     if isinstance(value, dict) and isinstance(value.get("type"), str) and value["type"]:
         return value

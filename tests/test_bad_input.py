@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import GraphQLClient, new_id
@@ -131,3 +132,18 @@ async def test_bad_input_is_rejected_naming_the_field(
 async def test_schema_type_errors_are_reported_with_a_code(gql: GraphQLClient) -> None:
     error = await gql.error("{ session(id: 5) { nope } }")
     assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+async def test_a_deeply_nested_system_message_is_free_text(client: httpx.AsyncClient) -> None:
+    session_id = new_id()
+    assert (
+        await client.post(
+            "/api/chat", params={"message": "hi"}, headers={"X-Session-Id": session_id}
+        )
+    ).status_code == 200
+    text = "[" * 3_000
+    response = await client.post(
+        "/api/system", params={"message": text}, headers={"X-Session-Id": session_id}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"res": text}
