@@ -43,12 +43,21 @@ async def _watch(
             yield event
 
 
-async def _typed(info: Info, session_id: str, event_type: str) -> AsyncIterator[Event]:
-    """One event type; a gap it cannot fill ends it with CURSOR_EXPIRED (resubscribe)."""
+async def _typed(
+    info: Info, session_id: str, event_type: str, fits: Callable[[Event], bool] | None = None
+) -> AsyncIterator[Event]:
+    """One event type; a gap it cannot fill ends it with CURSOR_EXPIRED (resubscribe).
+    With `fits`, an event of the type that a client posted without the data its view
+    needs (`POST /api/system` takes the documented types) is left out, not an error."""
     async for event in _watch(info, session_id, frozenset({event_type})):
         if event.type == RESYNC_REQUIRED:
             raise CursorExpired(event.data["message"])
-        yield event
+        if fits is None or fits(event):
+            yield event
+
+
+def _has_title(event: Event) -> bool:
+    return isinstance(event.data.get("new_title"), str)
 
 
 async def _views(
@@ -85,7 +94,7 @@ class Subscription:
         self, info: Info, session_id: strawberry.ID
     ) -> AsyncGenerator[TitleChangedEvent, None]:
         async for view in _views(
-            info, _typed(info, session_id, TITLE_CHANGED), TitleChangedEvent.from_event
+            info, _typed(info, session_id, TITLE_CHANGED, _has_title), TitleChangedEvent.from_event
         ):
             yield view
 

@@ -78,7 +78,7 @@ class TitleChangedEvent:
             cursor=str(event.id),
             session_id=strawberry.ID(str(event.session_id)),
             new_title=event.data["new_title"],
-            source=event.data.get("source", "user"),
+            source=str(event.data.get("source", "user")),
             ts=event.ts,
             event=event,
         )

@@ -415,3 +415,26 @@ async def test_both_protocols_receive_the_same_typed_result(server: ServerProces
     assert received[0] == received[1]
     for result in received[0]:
         assert result["sessionEvents"]["payload"] == expected_payload(result["sessionEvents"])
+
+
+async def test_title_changed_subscribers_survive_a_posted_title_changed_without_a_title(
+    server: ServerProcess,
+) -> None:
+    """A client-posted `title_changed` without `new_title` used to end every
+    titleChanged subscription of the session with INTERNAL."""
+    session_id = new_id()
+    await post(server, CREATE, id=session_id)
+    async with ws_session(server) as ws:
+        titles = Collector(
+            ws,
+            "subscription($id: ID!) { titleChanged(sessionId: $id) { newTitle } }",
+            id=session_id,
+        )
+        await wait_for_subscribers(server, 1)
+        await post_system(server, session_id, json.dumps({"type": "title_changed", "x": 1}))
+        await post(server, RENAME, id=session_id, t="Still here")
+        received = await titles.wait_for(1)
+        await titles.stop()
+    # Left out (it is no title change), and the subscription lives on.
+    assert received == titles.results == [{"titleChanged": {"newTitle": "Still here"}}]
+    assert titles.error is None
