@@ -153,9 +153,7 @@ class Settings:
                 env, "CONFAB_GRAPHQL_MAX_BODY_BYTES", cls.graphql_max_body_bytes
             ),
             rest_max_body_bytes=_int(env, "CONFAB_REST_MAX_BODY_BYTES", cls.rest_max_body_bytes),
-            ws_max_message_bytes=_int(
-                env, "CONFAB_WS_MAX_MESSAGE_BYTES", cls.ws_max_message_bytes
-            ),
+            ws_max_message_bytes=_int(env, "CONFAB_WS_MAX_MESSAGE_BYTES", cls.ws_max_message_bytes),
             json_max_depth=_int(env, "CONFAB_JSON_MAX_DEPTH", cls.json_max_depth),
             header_timeout=_float(env, "CONFAB_HEADER_TIMEOUT", cls.header_timeout),
             body_timeout=_float(env, "CONFAB_BODY_TIMEOUT", cls.body_timeout),

@@ -102,7 +102,6 @@ class SystemEvent(Model):
 # A replica runs a session's turns in `id` order while it holds the session's turn
 # lease; after a crash the next holder finds them here (runtime/turns/queue.py).
 class Turn(Model):
-
     id = fields.BigIntField(primary_key=True)  # acceptance order
     session: fields.ForeignKeyRelation[Session] = fields.ForeignKeyField(
         "models.Session", related_name="turns", on_delete=fields.CASCADE

@@ -68,8 +68,11 @@ ERRORS = {
     "403": _error("The key does not cover the app"),
     "404": _error("Unknown session"),
     "409": _error("The session id is taken by another app"),
-    "413": _error("Message too large"),
-    "429": _error("Queue or rate limit"),
+    "413": _error("Message or request body too large"),
+    "429": {
+        **_error("Queue full, or too many failed key checks from this address"),
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    },
     "503": _error("A backing service is unavailable"),
 }
 
@@ -113,6 +116,9 @@ def _query(name: str, required: bool, schema: dict[str, Any], description: str) 
 
 
 AUTH = ("400", "401", "403", "404", "503")
+# What the edge (edge/) and the key check may answer to any request: a body over its
+# route's limit, and an address that sent too many unknown keys.
+ANY_REQUEST = ("413", "429")
 USER_STATE = _query(
     "user_state", False, {"type": "string"}, "URL-encoded JSON: nested or flat wallet state"
 )
@@ -130,6 +136,8 @@ def document(apps: list[str]) -> dict[str, Any]:
                 {**p, "schema": app_schema} if p["name"] in ("app", "namespace") else p
                 for p in operation["parameters"]
             ]
+            for code in ANY_REQUEST:
+                operation["responses"].setdefault(code, ERRORS[code])
     return base
 
 

@@ -47,7 +47,11 @@ async def sleepy(arguments: dict[str, Any], context: ToolContext) -> None:
     timeout=120,
 )
 async def ledger(arguments: dict[str, Any], context: ToolContext) -> dict[str, bool]:
-    with open(arguments["path"], "a", encoding="utf-8") as entries:
-        entries.write(f"{context.session.id}\n")
+    await asyncio.to_thread(_append, arguments["path"], f"{context.session.id}\n")
     await asyncio.sleep(float(arguments.get("seconds", 0)))
     return {"written": True}
+
+
+def _append(path: str, line: str) -> None:
+    with open(path, "a", encoding="utf-8") as entries:
+        entries.write(line)

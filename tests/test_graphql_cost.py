@@ -20,8 +20,7 @@ from gql.transport.exceptions import TransportQueryError
 from starlette.applications import Starlette
 
 import server as server_module
-from schema.response_limit import ResponseSizeLimit, refusal
-from schema.view import ConfabGraphQL
+from schema.response_limit import refusal
 from settings import Settings
 from tests.conftest import GraphQLClient, new_id
 from tests.live import LEGACY_WS, TRANSPORT_WS, Collector, ws_session
@@ -87,15 +86,8 @@ async def test_alias_amplification_is_refused_before_it_runs(
 
 
 @pytest.fixture
-async def limited(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Starlette]:
+async def limited(settings: Settings) -> AsyncIterator[Starlette]:
     """An app with a cost limit of 30 and a response bound of 600 bytes."""
-    if not issubclass(ConfabGraphQL, ResponseSizeLimit):
-        # Until schema/view.py mixes the bound in (`ResponseSizeLimit` first among
-        # its bases), this app's view does.
-        class LimitedGraphQL(ResponseSizeLimit, ConfabGraphQL):
-            pass
-
-        monkeypatch.setattr(server_module, "ConfabGraphQL", LimitedGraphQL)
     application = server_module.create_app(
         settings.with_overrides(graphql_max_cost=30, graphql_max_response_bytes=600)
     )
