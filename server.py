@@ -45,6 +45,7 @@ from runtime.database import (
     tortoise_config,
 )
 from runtime.errors import ConfabError
+from schema.sse import GraphQLOverSSE
 from schema.view import ConfabGraphQL
 from settings import Settings, SettingsError
 
@@ -81,7 +82,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     graphql_app = ConfabGraphQL(confab_schema(settings), settings)
     routes = [
-        Route("/graphql", graphql_app, methods=["GET", "POST"]),
+        # graphql-sse requests (both modes) go to GraphQLOverSSE, the rest to the view.
+        Route(
+            "/graphql",
+            GraphQLOverSSE(graphql_app, settings),
+            methods=["GET", "POST", "PUT", "DELETE"],
+        ),
         WebSocketRoute("/graphql", graphql_app),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
