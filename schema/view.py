@@ -25,6 +25,7 @@ from strawberry.types.unset import UnsetType
 from runtime.credentials import app_from_request, client_host, key_from_headers
 from runtime.errors import ConfabError, RateLimited
 from schema.context import Context
+from schema.graphiql_page import graphiql_page
 from schema.live import LegacyWSHandler, LiveTransportWSHandler
 from schema.response_limit import ResponseSizeLimit
 from settings import Settings
@@ -46,6 +47,10 @@ class ConfabGraphQL(ResponseSizeLimit, GraphQL[Context, None]):
             max_subscriptions_per_connection=settings.ws_max_subscriptions,
             allowed_origins=settings.allowed_origins,
         )
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """Confab's own GraphiQL page: every asset from /graphql/assets (no CDN)."""
+        return graphiql_page(request)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
