@@ -45,6 +45,7 @@ from runtime.database import (
     tortoise_config,
 )
 from runtime.errors import ConfabError
+from schema.graphiql_page import graphiql_asset
 from schema.sse import GraphQLOverSSE
 from schema.view import ConfabGraphQL
 from settings import Settings, SettingsError
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             methods=["GET", "POST", "PUT", "DELETE"],
         ),
         WebSocketRoute("/graphql", graphql_app),
+        Route("/graphql/assets/{name}", graphiql_asset, methods=["GET"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         *rest_routes(settings),
