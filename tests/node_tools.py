@@ -59,18 +59,25 @@ def node_modules() -> Path:
     return CACHE / "node_modules"
 
 
-def run_node(
-    script: str, *args: str, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    """Run a CommonJS `script` (its text) with the pinned packages importable."""
+def node_command(script: str, *args: str) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that run a CommonJS `script` (its text)
+    with the pinned packages importable, for tests that talk to it as it runs."""
     modules = node_modules()
     path = CACHE / "scripts"
     path.mkdir(exist_ok=True)
     source = path / f"script-{hashlib.sha256(script.encode()).hexdigest()[:16]}.cjs"
     source.write_text(script)
+    return ["node", str(source), *args], {**os.environ, "NODE_PATH": str(modules)}
+
+
+def run_node(
+    script: str, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run a CommonJS `script` (its text) to its end."""
+    command, node_env = node_command(script, *args)
     return subprocess.run(
-        ["node", str(source), *args],
-        env={**os.environ, "NODE_PATH": str(modules), **(env or {})},
+        command,
+        env={**node_env, **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
