@@ -484,8 +484,15 @@ async def test_a_subscription_gets_the_keyed_apps_events(
     await run(offline)
     await expect(result).to_contain_text("NOT_FOUND", timeout=TIMEOUT_MS)
 
+    # A key Confab does not know: the connection is refused, and GraphiQL says so.
     await show_headers(offline)
-    await type_into(offline, TOOL_EDITOR, json.dumps({"X-API-Key": alpha_cli_key}, indent=2))
+    await type_into(offline, TOOL_EDITOR, json.dumps({"X-API-Key": "cfb_unknown"}))
+    await run(offline)
+    await expect(result).to_contain_text("4403", timeout=TIMEOUT_MS)
+    await offline.screenshot("graphiql-refused-key")
+
+    headers = {"Authorization": f"Bearer {alpha_cli_key}", "X-Confab-App": "alpha"}
+    await type_into(offline, TOOL_EDITOR, json.dumps(headers, indent=2))
     before = await subscribers(confab)
     await run(offline)
     await wait_for_subscribers(confab, before + 1, timeout=TIMEOUT_MS / 1000)
@@ -494,7 +501,12 @@ async def test_a_subscription_gets_the_keyed_apps_events(
     await expect(result).to_contain_text('"app": "alpha"')
     await expect(result).to_contain_text("Renamed for GraphiQL")
     await offline.screenshot("graphiql-subscription")
-    assert init_payloads == [{}, {"appKey": alpha_cli_key}]
+    # What Confab reads from connection_init: the typed headers, translated.
+    assert init_payloads == [
+        {},
+        {"appKey": "cfb_unknown"},
+        {"appKey": alpha_cli_key, "app": "alpha"},
+    ]
     assert all(url == f"ws://127.0.0.1:{confab.port}/graphql" for url in offline.sockets)
 
 

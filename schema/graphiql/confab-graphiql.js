@@ -96,7 +96,8 @@
     }
     if (error && typeof error.code === "number") {
       const reason = error.reason ? `: ${error.reason}` : "";
-      return { message: `the WebSocket closed with ${error.code}${reason}` };
+      const hint = error.code === 4403 ? " (the app key was refused: see the Headers tab)" : "";
+      return { message: `the WebSocket closed with ${error.code}${reason}${hint}` };
     }
     return { message: String(error) };
   }
