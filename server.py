@@ -32,6 +32,7 @@ from tortoise import Tortoise
 from tortoise.contrib.starlette import RegisterTortoise
 
 from edge import ClientLimits, RequestLimits, effective_connection_cap, http_protocol
+from edge.cors import Cors
 from resolvers import confab_schema
 from rest import baselines, rest_routes
 from rest.errors import handle_http_error
@@ -99,8 +100,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # Unknown paths and wrong methods answer in the REST layer's JSON error shape,
     # including paths the /api mount cannot match (e.g. with a newline in them).
     handlers = {404: handle_http_error, 405: handle_http_error}
-    # Body size and JSON depth are checked before any route reads a byte.
-    middleware = [Middleware(RequestLimits, settings=settings)]
+    # One CORS policy for every route (outermost: the edge's refusals carry it too),
+    # then body size and JSON depth, checked before any route reads a byte.
+    middleware = [
+        Middleware(Cors, origins=settings.cors_origins),
+        Middleware(RequestLimits, settings=settings),
+    ]
     return Starlette(
         routes=routes, lifespan=lifespan, exception_handlers=handlers, middleware=middleware
     )

@@ -2,7 +2,8 @@
 
 GraphQL clients read `errors[].extensions.code`; REST clients read `{"error"}`.
 Every refusal is encoded once, when the app is built: refusing costs a send, not
-an allocation.
+an allocation. The CORS headers a browser needs to read a refusal are added by the
+app's one CORS policy (edge/cors.py), which sits outside the edge's middleware.
 """
 
 from __future__ import annotations

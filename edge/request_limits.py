@@ -42,10 +42,6 @@ class Surface:
     json_params: frozenset[str]
     too_large: Refusal
     too_deep: Refusal
-    # Browser origins its answers are shared with (the REST layer's CORS
-    # settings): a refusal comes from here, before the REST layer's CORS
-    # middleware, and a browser hides an answer without the header.
-    cors_origins: frozenset[str] = frozenset()
 
 
 def graphql_surface(limit: int, depth: int) -> Surface:
@@ -63,15 +59,12 @@ def graphql_surface(limit: int, depth: int) -> Surface:
     )
 
 
-def rest_surface(
-    limit: int, depth: int, json_params: frozenset[str], cors_origins: frozenset[str]
-) -> Surface:
+def rest_surface(limit: int, depth: int, json_params: frozenset[str]) -> Surface:
     return Surface(
         limit,
         json_params,
         rest_refusal(413, f"the request body is larger than {limit} bytes"),
         rest_refusal(400, f"JSON nested deeper than {depth} levels"),
-        cors_origins,
     )
 
 
@@ -82,15 +75,12 @@ class RequestLimits:
         self.graphql = graphql_surface(settings.graphql_max_body_bytes, self.depth)
         # `user_state` is the one REST query parameter read as JSON.
         self.rest = rest_surface(
-            settings.rest_max_body_bytes,
-            self.depth,
-            frozenset({"user_state"}),
-            frozenset(settings.cors_origins),
+            settings.rest_max_body_bytes, self.depth, frozenset({"user_state"})
         )
         # Anything else (health, benchmark endpoints, unknown paths): the larger
         # limit, in the REST shape the app's own 404 and 405 use.
         largest = max(settings.graphql_max_body_bytes, settings.rest_max_body_bytes)
-        self.other = rest_surface(largest, self.depth, frozenset(), frozenset())
+        self.other = rest_surface(largest, self.depth, frozenset())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -113,7 +103,7 @@ class RequestLimits:
             # "100 Continue" a client that asked for one is waiting for: it will
             # not send the body, so the connection cannot carry on after it).
             close = expects_continue or length > DRAIN_BYTES
-            await surface.too_large.send(send, close, _cors(scope, surface))
+            await surface.too_large.send(send, close)
             return
         if chunked or length:
             try:
@@ -121,7 +111,7 @@ class RequestLimits:
             except _TooLarge:
                 # Of unknown length: the server drains what follows, up to its
                 # limit, and then closes.
-                await surface.too_large.send(send, extra=_cors(scope, surface))
+                await surface.too_large.send(send)
                 return
             except _Disconnected:
                 return
@@ -130,7 +120,7 @@ class RequestLimits:
             and not content_type.startswith(_NOT_JSON)
             and nests_deeper_than(body, self.depth)
         ) or self._query_too_deep(scope["query_string"], surface):
-            await surface.too_deep.send(send, extra=_cors(scope, surface))
+            await surface.too_deep.send(send)
             return
         await self.app(scope, receive if body is None else _Replay(body, receive), send)
 
@@ -146,21 +136,6 @@ class RequestLimits:
             name in surface.json_params and nests_deeper_than(value.encode(), self.depth)
             for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True)
         )
-
-
-def _cors(scope: Scope, surface: Surface) -> list[tuple[bytes, bytes]]:
-    """The header that lets a browser read a refusal, as the REST layer's CORS
-    middleware would have sent it."""
-    if not surface.cors_origins:
-        return []
-    origin = next((value for name, value in scope["headers"] if name == b"origin"), None)
-    if origin is None:
-        return []
-    if "*" in surface.cors_origins:
-        return [(b"access-control-allow-origin", b"*")]
-    if origin.decode("latin-1") in surface.cors_origins:
-        return [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]
-    return []
 
 
 def _framing(headers: list[tuple[bytes, bytes]]) -> tuple[int | None, bool, bytes, bool]:

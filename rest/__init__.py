@@ -4,7 +4,6 @@ backend, served by the same runtime services as GraphQL."""
 from __future__ import annotations
 
 from starlette.exceptions import HTTPException
-from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -13,17 +12,6 @@ from starlette.routing import Mount, Route, Router
 from rest import chat, control, openapi, sessions, updates
 from rest.errors import handle_error, handle_http_error, not_found
 from settings import Settings
-
-ALLOWED_HEADERS = [
-    "X-Session-Id",
-    "X-Thread-Id",
-    "AOMI-APP-KEY",
-    "X-API-Key",
-    "Authorization",
-    "Content-Type",
-    "Accept",
-    "Last-Event-ID",
-]
 
 
 async def health(request: Request) -> Response:
@@ -37,12 +25,8 @@ def rest_routes(settings: Settings) -> list[Route | Mount]:
         routes=[*sessions.routes, *chat.routes, *updates.routes, *control.routes, *openapi.routes],
         default=not_found,
     )
-    api = CORSMiddleware(
-        ExceptionMiddleware(
-            router, handlers={HTTPException: handle_http_error, Exception: handle_error}
-        ),
-        allow_origins=list(settings.cors_origins),
-        allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=ALLOWED_HEADERS,
+    # CORS is the whole app's (edge/cors.py), one policy for every route.
+    api = ExceptionMiddleware(
+        router, handlers={HTTPException: handle_http_error, Exception: handle_error}
     )
     return [Route("/health", health, methods=["GET"]), Mount("/api", app=api)]
