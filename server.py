@@ -6,6 +6,8 @@ python server.py keys create --app NAME [--label L]
 python server.py keys list
 python server.py keys revoke PREFIX
 python server.py export-schema [PATH]             write the GraphQL SDL
+python server.py documents load [PATH...]         trust GraphQL documents (.graphql, .json)
+python server.py documents list
 """
 
 from __future__ import annotations
@@ -46,8 +48,11 @@ from runtime.database import (
     tortoise_config,
 )
 from runtime.errors import ConfabError
+from runtime.trusted_documents import add_documents, documents_after
+from schema.build import ConfabSchema
 from schema.graphiql_page import graphiql_asset
 from schema.sse import GraphQLOverSSE
+from schema.trusted_loader import DocumentsError, load_paths
 from schema.view import ConfabGraphQL
 from settings import Settings, SettingsError
 
@@ -155,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(apply_migrations(settings))
             print(f"migrated {redacted(settings.database_url)}")
             return 0
+        if command == "documents":
+            return asyncio.run(_documents_command(settings, args))
         return asyncio.run(_keys_command(settings, args))
     except ConfabError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
@@ -249,6 +256,38 @@ async def _keys_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+OPERATIONS_PATH = Path(__file__).parent / "graphql" / "operations"
+
+
+async def _documents_command(settings: Settings, args: argparse.Namespace) -> int:
+    """Trusted documents (schema/trusted_loader.py), stored for every replica."""
+    entries = []
+    if args.documents_command == "load":
+        paths = [Path(path) for path in args.paths] or [OPERATIONS_PATH]
+        schema = confab_schema(settings)
+        assert isinstance(schema, ConfabSchema)
+        try:
+            entries = load_paths(paths, schema)
+        except DocumentsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    if settings.migrate_on_startup:
+        await apply_migrations(settings)
+    await Tortoise.init(config=tortoise_config(settings))
+    try:
+        if args.documents_command == "load":
+            added, known = await add_documents(entries)
+            print(f"trusted {added} new documents ({known} already trusted)")
+        else:
+            print(f"{'HASH':<14} {'OPERATION':<28} {'ADDED':<20} SOURCE")
+            for row in await documents_after(0):
+                name = row.operation_name or "-"
+                print(f"{row.hash[:12]:<14} {name:<28} {_when(row.created_at):<20} {row.source}")
+    finally:
+        await Tortoise.close_connections()
+    return 0
+
+
 def _when(value: object) -> str:
     return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")  # type: ignore[attr-defined]
 
@@ -272,6 +311,15 @@ def _parser() -> argparse.ArgumentParser:
     keys_commands.add_parser("list", help="list keys (prefix, apps, label, times)")
     revoke = keys_commands.add_parser("revoke", help="revoke a key by its prefix")
     revoke.add_argument("prefix")
+    documents = commands.add_parser("documents", help="trusted GraphQL documents")
+    documents_commands = documents.add_subparsers(dest="documents_command", required=True)
+    load = documents_commands.add_parser("load", help="trust each operation of these files")
+    load.add_argument(
+        "paths",
+        nargs="*",
+        help=f".graphql files, directories or JSON manifests (default {OPERATIONS_PATH})",
+    )
+    documents_commands.add_parser("list", help="list the trusted documents")
     return parser
 
 

@@ -1,9 +1,10 @@
 """Tortoise ORM models. Only `runtime/` imports this package."""
 
 from models.conversation import Message, Session, SystemEvent, Thread, Turn
+from models.documents import TrustedDocument
 from models.tenancy import ApiKey, App
 
-MODEL_MODULES = ["models.tenancy", "models.conversation"]
+MODEL_MODULES = ["models.tenancy", "models.conversation", "models.documents"]
 MIGRATIONS_MODULE = "models.migrations"
 
 __all__ = [
@@ -15,5 +16,6 @@ __all__ = [
     "Session",
     "SystemEvent",
     "Thread",
+    "TrustedDocument",
     "Turn",
 ]

@@ -32,6 +32,8 @@ class PreparedDocument:
     document: DocumentNode
     errors: list[GraphQLError] | None = field(default=None)  # None: not validated yet
     cost: DocumentCost | None = field(default=None)  # None: not compiled yet
+    # Operation names found in the trusted set (schema/persisted.py); None: none yet.
+    trusted: set[str | None] | None = field(default=None)
 
 
 class PreparedDocuments:
