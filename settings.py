@@ -82,6 +82,10 @@ class Settings:
     graphql_max_response_bytes: int = 8 * 1024 * 1024
     # Request bodies, refused with 413 before they are read whole.
     graphql_max_body_bytes: int = 1024 * 1024
+    # Operations one HTTP request may carry as a JSON array; 0 turns batching off.
+    graphql_batch_limit: int = 10
+    # Only documents loaded ahead of time (`server.py documents load`) may run.
+    graphql_trusted_documents: bool = False
     rest_max_body_bytes: int = 256 * 1024
     ws_max_message_bytes: int = 1024 * 1024
     # Deepest nesting of arrays and objects a JSON body or variable may have.
@@ -152,6 +156,8 @@ class Settings:
             graphql_max_body_bytes=_int(
                 env, "CONFAB_GRAPHQL_MAX_BODY_BYTES", cls.graphql_max_body_bytes
             ),
+            graphql_batch_limit=_int(env, "CONFAB_GRAPHQL_BATCH_LIMIT", cls.graphql_batch_limit),
+            graphql_trusted_documents=bool(_optional_bool(env, "CONFAB_GRAPHQL_TRUSTED_DOCUMENTS")),
             rest_max_body_bytes=_int(env, "CONFAB_REST_MAX_BODY_BYTES", cls.rest_max_body_bytes),
             ws_max_message_bytes=_int(env, "CONFAB_WS_MAX_MESSAGE_BYTES", cls.ws_max_message_bytes),
             json_max_depth=_int(env, "CONFAB_JSON_MAX_DEPTH", cls.json_max_depth),

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from inspect import isawaitable
-from typing import Any, TypeGuard, cast
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 import strawberry
 from strawberry.exceptions import MissingQueryError
@@ -18,37 +18,99 @@ from strawberry.utils.operation import get_operation_type
 from graphql import GraphQLError, execute, specified_rules
 from schema.cost import cost_error, cost_report
 from schema.documents import PreparedDocuments
-from schema.errors import DomainErrors, to_graphql_error
+from schema.errors import DomainErrors, RequestErrors, to_graphql_error
 from schema.execution import ConfabExecutor
+from schema.persisted import DocumentRefused, PersistedQueries
 from schema.validation_rules import bound_overlap_comparisons, document_limits_rule
 from settings import Settings
+
+if TYPE_CHECKING:
+    from strawberry.schema.schema import StreamResult
+
+STREAMING_REQUIRED = "STREAMING_TRANSPORT_REQUIRED"
+TRANSPORTS = (
+    "a WebSocket at /graphql (graphql-transport-ws or graphql-ws), GraphQL over SSE "
+    "(Accept: text/event-stream), or multipart HTTP "
+    '(Accept: multipart/mixed;subscriptionSpec="1.0")'
+)
 
 # Strawberry's cheaper check for its own resolvers' results (graphql-core's asks more).
 _IS_AWAITABLE = cast("Callable[[Any], TypeGuard[Awaitable[Any]]]", optimized_is_awaitable)
 
 
+class StreamingRequired(RequestErrors):
+    """A subscription sent where one result is expected: it needs a streaming
+    transport (the HTTP view answers it multipart when the client accepts that)."""
+
+
+def streaming_required() -> StreamingRequired:
+    error = GraphQLError(
+        f"a subscription streams its results: send it over {TRANSPORTS}",
+        extensions={"code": STREAMING_REQUIRED},
+    )
+    return StreamingRequired(data=None, errors=[error], status=400)
+
+
 class ConfabSchema(strawberry.Schema):
-    """Queries and mutations run on a lean path; subscriptions on Strawberry's.
+    """The one operation runner every transport calls; queries and mutations run on
+    a lean path, subscriptions on Strawberry's.
+
+    - `execute`: one result (queries and mutations; HTTP, SSE).
+    - `stream` / `subscribe`: an async iterator of results for any operation type
+      (subscriptions, and queries or mutations over WebSockets, SSE, multipart).
+
+    Both resolve the document first (`resolve_query`: persisted queries and trusted
+    documents, schema/persisted.py), then apply the same limits: the token limit at
+    parse, Confab's depth and alias rules at validation, the cost before execution
+    (schema/documents.py on Strawberry's path), error mapping (schema/errors.py).
+    Auth is the context's (schema/context.py, built by the view); the response
+    bound is the view's encoder (schema/response_limit.py).
 
     Strawberry's `execute` sets up an execution context, a middleware manager and
     four extension hook managers per operation; on a small query that costs more
     than the execution itself. Confab's extensions here are only its cached
     parse-and-validate and its error mapping, so `execute` does those two directly,
     in Strawberry's order and with Strawberry's exceptions for the HTTP view:
-    parse (syntax errors are results), check the operation type (exceptions),
-    validate, check the cost (schema/cost.py), execute. The cost goes into the
-    result's `extensions`. Subscriptions keep the extension hooks.
+    parse (syntax errors are results), check the operation type (exceptions; a
+    subscription is a `StreamingRequired` result), validate, check the cost
+    (schema/cost.py), execute. The cost goes into the result's `extensions`. Errors
+    found before execution began come back as `RequestErrors` (no `data`, an HTTP
+    status). A persisted-query lookup happens only when the request's extensions
+    name one, the trusted-set check only in trusted mode.
 
     `max_response_bytes` is read by the view (schema/response_limit.py), which is
     where a response is encoded.
     """
 
     def __init__(
-        self, *, documents: PreparedDocuments, max_response_bytes: int, **kwargs: Any
+        self,
+        *,
+        documents: PreparedDocuments,
+        persisted: PersistedQueries,
+        max_response_bytes: int,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.documents = documents
+        self.persisted = persisted
         self.max_response_bytes = max_response_bytes
+
+    async def resolve_query(
+        self,
+        query: str | None,
+        extensions: Mapping[str, Any] | None,
+        operation_name: str | None = None,
+    ) -> str | None:
+        """The document text a request runs (its own, or the one its persisted hash
+        names), once allowed; raises `DocumentRefused`, whose `result()` is the answer."""
+        return await self.persisted.resolve(
+            query, extensions, operation_name, self.documents, self._schema
+        )
+
+    def _resolves(self, extensions: Mapping[str, Any] | None) -> bool:
+        return self.persisted.trusted_only or (
+            extensions is not None and "persistedQuery" in extensions
+        )
 
     async def execute(
         self,
@@ -60,26 +122,33 @@ class ConfabSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
+        if self._resolves(operation_extensions):
+            try:
+                query = await self.resolve_query(query, operation_extensions, operation_name)
+            except DocumentRefused as refused:
+                return refused.result()
         if not query:
             raise MissingQueryError
         try:
             prepared = self.documents.parsed(query)
         except GraphQLError as error:
-            return ExecutionResult(data=None, errors=[to_graphql_error(error)])
+            return RequestErrors(data=None, errors=[to_graphql_error(error)])
         try:
             operation_type = get_operation_type(prepared.document, operation_name)
         except RuntimeError as error:
             raise CannotGetOperationTypeError(operation_name) from error
+        if operation_type is OperationType.SUBSCRIPTION:
+            return streaming_required()
         if operation_type not in (allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES):
             raise InvalidOperationTypeError(operation_type)
         documents = self.documents
         invalid = documents.errors(prepared, self._schema, specified_rules)
         if invalid:
-            return ExecutionResult(data=None, errors=[to_graphql_error(e) for e in invalid])
+            return RequestErrors(data=None, errors=[to_graphql_error(e) for e in invalid])
         cost = documents.cost(prepared, self._schema, operation_name, variable_values)
         report = cost_report(cost, documents.max_cost)
         if cost > documents.max_cost:
-            return ExecutionResult(
+            return RequestErrors(
                 data=None, errors=[cost_error(cost, documents.max_cost)], extensions=report
             )
         outcome = execute(
@@ -94,13 +163,70 @@ class ConfabSchema(strawberry.Schema):
             operation_extensions=operation_extensions,
         )
         result = await outcome if isawaitable(outcome) else outcome
-        errors = [to_graphql_error(e) for e in result.errors] if result.errors else None
+        if not result.errors:
+            return ExecutionResult(data=result.data, errors=None, extensions=report)
+        errors = [to_graphql_error(e) for e in result.errors]
+        if result.data is None and all(error.path is None for error in errors):
+            # Refused before any field ran: the variables' values.
+            return RequestErrors(data=None, errors=errors, extensions=report)
         return ExecutionResult(data=result.data, errors=errors, extensions=report)
+
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> StreamResult:
+        if self._resolves(operation_extensions):
+            try:
+                query = await self.resolve_query(query, operation_extensions, operation_name)
+            except DocumentRefused as refused:
+                return _one(refused.result())
+        return await super().stream(
+            query,
+            variable_values=variable_values,
+            context_value=context_value,
+            root_value=root_value,
+            operation_name=operation_name,
+            operation_extensions=operation_extensions,
+            allowed_operation_types=allowed_operation_types,
+        )
+
+    async def subscribe(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> Any:
+        """Any operation type, as `stream`: the legacy graphql-ws protocol runs its
+        queries and mutations through here too (one result, then `complete`)."""
+        return await self.stream(
+            query,
+            variable_values=variable_values,
+            context_value=context_value,
+            root_value=root_value,
+            operation_name=operation_name,
+            operation_extensions=operation_extensions,
+        )
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         """`DomainErrors` already logged what was unexpected; expected errors are not news."""
+
+    async def aclose(self) -> None:
+        await self.persisted.aclose()
+
+
+async def _one(result: ExecutionResult) -> AsyncGenerator[ExecutionResult, None]:
+    yield result
 
 
 def build_schema(
@@ -120,6 +246,13 @@ def build_schema(
         maxsize=settings.graphql_cache_size,
         max_cost=settings.graphql_max_cost,
     )
+    # Shared by replicas through Redis when the event bus is Redis.
+    shared = settings.event_bus_url.startswith(("redis://", "rediss://", "unix://"))
+    persisted = PersistedQueries(
+        trusted_only=settings.graphql_trusted_documents,
+        cache_size=settings.graphql_cache_size,
+        redis_url=settings.event_bus_url if shared else None,
+    )
     return ConfabSchema(
         query=query,
         mutation=mutation,
@@ -128,5 +261,6 @@ def build_schema(
         extensions=[documents.extension, DomainErrors],
         execution_context_class=ConfabExecutor,
         documents=documents,
+        persisted=persisted,
         max_response_bytes=settings.graphql_max_response_bytes,
     )

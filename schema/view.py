@@ -8,6 +8,9 @@ A connection whose key is later revoked is closed with 4403 (schema/live.py).
 
 Unknown keys are limited per client address (runtime/auth_throttle.py): over HTTP
 the refusal is a `RATE_LIMITED` error answered with status 429 and `Retry-After`.
+
+HTTP requests are GraphQL over HTTP by the spec, with batching and multipart
+subscriptions (schema/http_view.py); WebSockets keep Strawberry's protocol handlers.
 """
 
 from __future__ import annotations
@@ -20,12 +23,18 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import (
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    GRAPHQL_WS_PROTOCOL,
+    MULTIPART_SUBSCRIPTION_PROTOCOL,
+)
 from strawberry.types.unset import UnsetType
 
 from runtime.credentials import app_from_request, client_host, key_from_headers
 from runtime.errors import ConfabError, RateLimited
 from schema.context import Context
 from schema.graphiql_page import graphiql_page
+from schema.http_view import GraphQLOverHTTP, SubResponse
 from schema.live import LegacyWSHandler, LiveTransportWSHandler
 from schema.response_limit import ResponseSizeLimit
 from settings import Settings
@@ -36,24 +45,32 @@ if TYPE_CHECKING:
     from runtime.core import Runtime
 
 
-class ConfabGraphQL(ResponseSizeLimit, GraphQL[Context, None]):
+class ConfabGraphQL(GraphQLOverHTTP, ResponseSizeLimit, GraphQL[Context, None]):
     graphql_transport_ws_handler_class = LiveTransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
 
     def __init__(self, schema: strawberry.Schema, settings: Settings) -> None:
         super().__init__(
             schema,
+            # Multipart is an HTTP transport: Strawberry offers only the other two
+            # in the WebSocket handshake.
+            subscription_protocols=(
+                GRAPHQL_TRANSPORT_WS_PROTOCOL,
+                GRAPHQL_WS_PROTOCOL,
+                MULTIPART_SUBSCRIPTION_PROTOCOL,
+            ),
             connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout),
             max_subscriptions_per_connection=settings.ws_max_subscriptions,
             allowed_origins=settings.allowed_origins,
         )
+        self.batch_limit = max(settings.graphql_batch_limit, 0)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """Confab's own GraphiQL page: every asset from /graphql/assets (no CDN)."""
         return graphiql_page(request)
 
     async def get_context(
-        self, request: Request | WebSocket, response: Response | WebSocket
+        self, request: Request | WebSocket, response: Response | WebSocket | SubResponse
     ) -> Context:
         runtime: Runtime = request.app.state.runtime
         context = Context(runtime=runtime, client=client_host(request.scope))
@@ -67,8 +84,8 @@ class ConfabGraphQL(ResponseSizeLimit, GraphQL[Context, None]):
             )
         except ConfabError as exc:
             context.failed_auth(exc)
-            if isinstance(exc, RateLimited) and isinstance(response, Response):
-                # Strawberry copies the status and headers of this sub-response.
+            if isinstance(exc, RateLimited) and not isinstance(response, WebSocket):
+                # The HTTP answer takes the status and headers of this sub-response.
                 response.status_code = 429
                 response.headers["Retry-After"] = str(exc.retry_after_seconds)
         return context
