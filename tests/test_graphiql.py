@@ -550,7 +550,6 @@ async def test_the_examples_are_one_click_away(
     assert offline.errors == []
 
 
-@pytest.mark.xfail(reason="CORS for /graphql lands with edge/cors.py", strict=False)
 async def test_a_page_on_another_origin_queries_mutates_and_subscribes(
     confab: ServerProcess,
     other_origin: OtherOrigin,
