@@ -84,6 +84,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             app.state.shutting_down = asyncio.Event()
             app.state.loop = asyncio.get_running_loop()
             stack.callback(app.state.shutting_down.set)
+            # The persisted-query store's Redis client, opened on first use.
+            stack.push_async_callback(graphql_app.schema.aclose)  # type: ignore[attr-defined]
             logger.info("database: %s", redacted(settings.database_url))
             yield
 
