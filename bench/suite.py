@@ -151,7 +151,10 @@ def main() -> None:
         # A process of its own, fresh, and gone before the rest: when 10,000
         # connections close at once, collecting what they leave takes the
         # collector about two seconds, which would land in the next scenario.
-        with server({"CONFAB_BENCH_BASELINES": "true"}) as alone:
+        # More connections than the default cap (10,000) allows: the subscribers,
+        # the probe and the publisher.
+        room = str(args.idle_subscribers + 1_000)
+        with server({"CONFAB_BENCH_BASELINES": "true", "CONFAB_MAX_CONNECTIONS": room}) as alone:
             result["memory"] = asyncio.run(memory.measure(alone, args.idle_subscribers))
     if wanted - {"memory"}:
         with servers({"CONFAB_BENCH_BASELINES": "true"}, 2) as (first, second):
