@@ -107,7 +107,8 @@ class ConfabSchema(strawberry.Schema):
             query, extensions, operation_name, self.documents, self._schema
         )
 
-    def _resolves(self, extensions: Mapping[str, Any] | None) -> bool:
+    def resolves(self, extensions: Mapping[str, Any] | None) -> bool:
+        """Whether a request's document must go through `resolve_query` first."""
         return self.persisted.trusted_only or (
             extensions is not None and "persistedQuery" in extensions
         )
@@ -122,7 +123,7 @@ class ConfabSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
-        if self._resolves(operation_extensions):
+        if self.resolves(operation_extensions):
             try:
                 query = await self.resolve_query(query, operation_extensions, operation_name)
             except DocumentRefused as refused:
@@ -181,7 +182,7 @@ class ConfabSchema(strawberry.Schema):
         operation_extensions: dict[str, Any] | None = None,
         allowed_operation_types: Iterable[OperationType] | None = None,
     ) -> StreamResult:
-        if self._resolves(operation_extensions):
+        if self.resolves(operation_extensions):
             try:
                 query = await self.resolve_query(query, operation_extensions, operation_name)
             except DocumentRefused as refused:

@@ -123,7 +123,7 @@ class GraphQLOverSSE:
             pass  # the operation reports it on the stream, as plain HTTP does in its body
         stream = EventStream(self._view.encode_json_string)
         self._guard(stream, context, context.key_prefix)
-        self._operations.start(stream, "", params, context, request)
+        await self._operations.start(stream, "", params, context, request)
         return self._event_stream(request, stream)
 
     # -- single connection mode -----------------------------------------------------
@@ -173,7 +173,7 @@ class GraphQLOverSSE:
         if key in stream.operations:
             raise Refusal(409, f"operation {key!r} is already running on this stream", "CONFLICT")
         if len(stream.operations) < self._max_operations:
-            self._operations.start(stream, key, params, context, request)
+            await self._operations.start(stream, key, params, context, request)
         else:  # as on a WebSocket: the operation is refused, the stream carries on
             refusal = error_result(
                 f"Subscription limit reached: a stream holds {self._max_operations} operations",

@@ -12,6 +12,7 @@ one execution and one encoding of each event, whatever their transport.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -24,6 +25,7 @@ from runtime.events import Event
 from schema.build import ConfabSchema
 from schema.context import Context
 from schema.live import LIVE_SINK, LiveSink
+from schema.persisted import DocumentRefused
 from schema.sse_requests import Params
 from schema.sse_streams import EventStream, error_result
 
@@ -37,10 +39,23 @@ class Operations:
         assert isinstance(schema, ConfabSchema), "GraphQL over SSE needs Confab's schema"
         self._view, self._schema = view, schema
 
-    def start(
+    async def start(
         self, stream: EventStream, key: str, params: Params, context: Context, request: Request
     ) -> None:
-        """Run the operation on the stream under `key` ("" in distinct connections mode)."""
+        """Run the operation on the stream under `key` ("" in distinct connections mode).
+
+        A persisted query (or, in trusted mode, any document) is resolved first, by the
+        schema's one rule for every transport, since its type decides how it runs."""
+        if params.query is None or self._schema.resolves(params.extensions):
+            try:
+                query = await self._schema.resolve_query(
+                    params.query, params.extensions, params.operation_name
+                )
+            except DocumentRefused as refused:
+                answer = await self._view.process_result(request, refused.result())
+                stream.start(key, lambda: stream.send_result(key, answer), streaming=False)
+                return
+            params = replace(params, query=query)
         kind = self._kind(params, request.method)
         if isinstance(kind, dict):
             refusal = kind
@@ -53,7 +68,7 @@ class Operations:
     def _kind(self, params: Params, method: str) -> OperationType | dict[str, object]:
         """The operation's type, or the error result that says why it cannot run."""
         try:
-            document = self._schema.documents.parsed(params.query).document
+            document = self._schema.documents.parsed(params.query or "").document
         except GraphQLError:
             return OperationType.QUERY  # `execute` reports the syntax error
         try:

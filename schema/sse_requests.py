@@ -68,7 +68,7 @@ def unknown_token() -> Refusal:
 
 @dataclass(frozen=True, slots=True)
 class Params:
-    query: str
+    query: str | None  # None: a persisted query's hash names it (`extensions`)
     variables: dict[str, Any] | None
     operation_name: str | None
     extensions: dict[str, Any] | None
@@ -112,8 +112,6 @@ async def parse_params(request: Request) -> Params:
     if not isinstance(body, dict):
         raise bad_request("the request body must be a JSON object")
     document, name = body.get("query"), body.get("operationName")
-    if not isinstance(document, str) or not document.strip():
-        raise bad_request("query: a GraphQL document (a string) is required")
     if name is not None and not isinstance(name, str):
         raise bad_request("operationName: must be a string")
     objects: dict[str, dict[str, Any] | None] = {}
@@ -122,6 +120,11 @@ async def parse_params(request: Request) -> Params:
         if value is not None and not isinstance(value, dict):
             raise bad_request(f"{field}: must be a JSON object")
         objects[field] = value
+    persisted = "persistedQuery" in (objects["extensions"] or {})
+    if document is None and persisted:
+        return Params(None, objects["variables"], name, objects["extensions"])
+    if not isinstance(document, str) or not document.strip():
+        raise bad_request("query: a GraphQL document (a string) is required")
     return Params(document, objects["variables"], name, objects["extensions"])
 
 

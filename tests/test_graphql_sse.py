@@ -12,6 +12,7 @@ stream has to be opened); one test runs the embedded default (SQLite, memory bus
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -549,3 +550,25 @@ async def test_the_embedded_default_serves_both_modes(tmp_path: Path) -> None:
             await read_frames(stream, until="", keepalive=True)
     finally:
         assert server.stop()
+
+
+async def test_a_persisted_query_runs_by_its_hash_alone(server: ServerProcess) -> None:
+    document = "query Models { models }"
+    digest = hashlib.sha256(document.encode()).hexdigest()
+    persisted = {"persistedQuery": {"version": 1, "sha256Hash": digest}}
+    sse = {"Accept": "text/event-stream"}
+    async with httpx.AsyncClient(base_url=server.url, timeout=DEADLINE) as http:
+        unknown = {"persistedQuery": {"version": 1, "sha256Hash": "0" * 64}}
+        async with http.stream("POST", "/graphql", json={"extensions": unknown}, headers=sse) as s:
+            assert s.status_code == 200
+            [(_, missing), _] = await read_frames(s, "complete")
+        assert codes(missing) == ["PERSISTED_QUERY_NOT_FOUND"]
+
+        registered = await http.post("/graphql", json={"query": document, "extensions": persisted})
+        assert registered.json()["data"] == {"models": ["builtin"]}
+        async with http.stream(
+            "POST", "/graphql", json={"extensions": persisted}, headers=sse
+        ) as s:
+            [(event, answer), _] = await read_frames(s, "complete")
+    assert event == "next"
+    assert answer["data"] == {"models": ["builtin"]}
