@@ -11,6 +11,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -251,8 +252,14 @@ def replicas(
     live_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     """Two server processes sharing PostgreSQL and Redis."""
-    logs = tmp_path_factory.mktemp("replicas")
-    pair = (ServerProcess(live_env, logs / "a.log"), ServerProcess(live_env, logs / "b.log"))
+    with replica_pair(live_env, tmp_path_factory.mktemp("replicas")) as pair:
+        yield pair
+
+
+@contextmanager
+def replica_pair(env: dict[str, str], logs: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Two server processes with `env`, ready, stopped afterwards."""
+    pair = (ServerProcess(env, logs / "a.log"), ServerProcess(env, logs / "b.log"))
     try:
         for process in pair:
             process.wait_ready()

@@ -34,7 +34,7 @@ from gql.transport.exceptions import TransportQueryError
 
 from graphql import get_introspection_query, parse
 from schema.trusted import operations
-from tests.conftest import new_id
+from tests.conftest import new_id, replica_pair
 from tests.live import Collector, cli, wait_for_subscribers, ws_session
 from tests.node_tools import run_node
 from tests.processes import ROOT, ServerProcess
@@ -284,15 +284,8 @@ def trusted_env(live_env: dict[str, str]) -> dict[str, str]:
 def trusted(
     trusted_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    logs = tmp_path_factory.mktemp("trusted")
-    pair = (ServerProcess(trusted_env, logs / "a.log"), ServerProcess(trusted_env, logs / "b.log"))
-    try:
-        for process in pair:
-            process.wait_ready()
+    with replica_pair(trusted_env, tmp_path_factory.mktemp("trusted")) as pair:
         yield pair
-    finally:
-        for process in pair:
-            process.stop()
 
 
 def file_operation(file: str, name: str) -> tuple[str, str]:
