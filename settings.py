@@ -13,6 +13,12 @@ file (``CONFAB_CONFIG``) describes the apps (tenants) beyond ``default``:
     models = ["builtin"]         # what a session may select; the first is the default
     system_prompt = "You are helpful."
 
+    # Legacy clients (the REST layer; see docs/rest.md):
+    origins = ["https://mycoindex.example"]  # keyless requests from these act here
+    keyless_wallet_listing = false   # true: a wallet's session list is not secret
+    provider_keys = true             # clients may bring their own model provider key
+    simulator = "mypackage.sim:simulate"  # serves POST /api/simulate (default: 501)
+
     [apps.mycoindex.tools]
     enabled = ["current_time", "calculator"]   # built-ins (default: all of them)
     custom = {lookup = "mypackage.tools:lookup"}  # a Tool made with @tool
@@ -53,6 +59,16 @@ class AppConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     tools: tuple[str, ...] = BUILTIN_TOOL_NAMES
     custom_tools: Mapping[str, str] = field(default_factory=dict)
+    # Web origins of the app's frontends: a keyless REST request from one acts in
+    # this app (the legacy keyless trust; strict keys turn it off).
+    origins: tuple[str, ...] = ()
+    # The legacy rule that a wallet's session list is not secret: a keyless listing
+    # by wallet includes this app's sessions (ids and titles).
+    keyless_wallet_listing: bool = False
+    # Clients may store their own model provider keys, which their turns then use.
+    provider_keys: bool = True
+    # `module:function` that simulates transactions (POST /api/simulate); None: 501.
+    simulator: str | None = None
 
 
 def default_app() -> AppConfig:
@@ -113,6 +129,13 @@ class Settings:
     cache_idle_seconds: float = 900.0
     recovery_seconds: float = 30.0
     bench_baselines: bool = False
+    # Encrypts the secrets and provider keys clients store; without it those
+    # endpoints answer 503. Never printed (repr=False).
+    secret_key: str | None = field(default=None, repr=False)
+    # A client's secret expires after this many seconds without use.
+    secret_idle_seconds: int = 86_400
+    secrets_per_client: int = 32
+    secret_max_bytes: int = 4_096
     apps: Mapping[str, AppConfig] = field(default_factory=lambda: {DEFAULT_APP: default_app()})
 
     @property
@@ -191,6 +214,10 @@ class Settings:
             cache_idle_seconds=_float(env, "CONFAB_CACHE_IDLE_SECONDS", cls.cache_idle_seconds),
             recovery_seconds=_float(env, "CONFAB_RECOVERY_SECONDS", cls.recovery_seconds),
             bench_baselines=bool(_optional_bool(env, "CONFAB_BENCH_BASELINES")),
+            secret_key=env.get("CONFAB_SECRET_KEY") or None,
+            secret_idle_seconds=_int(env, "CONFAB_SECRET_IDLE_SECONDS", cls.secret_idle_seconds),
+            secrets_per_client=_int(env, "CONFAB_SECRETS_PER_CLIENT", cls.secrets_per_client),
+            secret_max_bytes=_int(env, "CONFAB_SECRET_MAX_BYTES", cls.secret_max_bytes),
             apps=load_apps(Path(config_file)) if config_file else {DEFAULT_APP: default_app()},
         )
 
@@ -216,7 +243,21 @@ def load_apps(path: Path) -> dict[str, AppConfig]:
         raise SettingsError("CONFAB_CONFIG: [apps] must be a table of app tables")
     for name, table in tables.items():
         apps[name] = _parse_app(name, table)
+    _check_origins_unique(apps)
     return apps
+
+
+def _check_origins_unique(apps: Mapping[str, AppConfig]) -> None:
+    """An origin picks one app: listed by two, it would pick either."""
+    owner: dict[str, str] = {}
+    for config in apps.values():
+        for origin in config.origins:
+            if origin in owner:
+                raise SettingsError(
+                    f"CONFAB_CONFIG: origin {origin!r} is listed by apps "
+                    f"{owner[origin]!r} and {config.name!r}; an origin picks one app"
+                )
+            owner[origin] = config.name
 
 
 def _parse_app(name: str, table: Any) -> AppConfig:
@@ -249,6 +290,9 @@ def _parse_app(name: str, table: Any) -> AppConfig:
     custom = tools_table.get("custom", {})
     if not isinstance(custom, dict):
         raise SettingsError(f"{where}.tools.custom must map tool names to 'module:function'")
+    simulator = table.get("simulator")
+    if simulator is not None and (not isinstance(simulator, str) or ":" not in simulator):
+        raise SettingsError(f"{where}.simulator must be 'module:function'")
     return AppConfig(
         name=name,
         display_name=str(table.get("display_name", name)),
@@ -257,7 +301,39 @@ def _parse_app(name: str, table: Any) -> AppConfig:
         model=model,
         tools=tuple(tools_table.get("enabled", BUILTIN_TOOL_NAMES)),
         custom_tools={str(k): str(v) for k, v in custom.items()},
+        origins=_origins(where, table.get("origins", [])),
+        keyless_wallet_listing=_flag(where, table, "keyless_wallet_listing", False),
+        provider_keys=_flag(where, table, "provider_keys", True),
+        simulator=simulator,
     )
+
+
+def _origins(where: str, value: Any) -> tuple[str, ...]:
+    """Web origins as browsers send them: `scheme://host[:port]`, nothing after."""
+    if not isinstance(value, list):
+        raise SettingsError(f"{where}.origins must be a list of origins")
+    origins = []
+    for origin in value:
+        scheme, _, rest = str(origin).partition("://")
+        if (
+            not isinstance(origin, str)
+            or scheme not in ("http", "https")
+            or not rest
+            or any(c in rest for c in "/?#*@ ")
+        ):
+            raise SettingsError(
+                f"{where}.origins: {str(origin)[:80]!r} is not an origin "
+                "(scheme://host[:port], e.g. 'https://app.example')"
+            )
+        origins.append(origin.lower())
+    return tuple(origins)
+
+
+def _flag(where: str, table: Mapping[str, Any], name: str, default: bool) -> bool:
+    value = table.get(name, default)
+    if not isinstance(value, bool):
+        raise SettingsError(f"{where}.{name} must be true or false")
+    return value
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -1,10 +1,16 @@
 """Tortoise ORM models. Only `runtime/` imports this package."""
 
+from models.credentials import ClientSecret, ProviderKey
 from models.conversation import Message, Session, SystemEvent, Thread, Turn
 from models.documents import TrustedDocument
 from models.tenancy import ApiKey, App
 
-MODEL_MODULES = ["models.tenancy", "models.conversation", "models.documents"]
+MODEL_MODULES = [
+    "models.tenancy",
+    "models.conversation",
+    "models.documents",
+    "models.credentials",
+]
 MIGRATIONS_MODULE = "models.migrations"
 
 __all__ = [
@@ -12,7 +18,9 @@ __all__ = [
     "MODEL_MODULES",
     "ApiKey",
     "App",
+    "ClientSecret",
     "Message",
+    "ProviderKey",
     "Session",
     "SystemEvent",
     "Thread",

@@ -14,6 +14,11 @@ class Session(Model):
     app: fields.ForeignKeyRelation[Model] = fields.ForeignKeyField(
         "models.App", related_name="sessions", on_delete=fields.RESTRICT
     )
+    # The text id a legacy client named the session by, when it is not a UUID (the
+    # `id` is then derived from it: runtime/session_ids.py).
+    legacy_id = fields.CharField(max_length=128, null=True)
+    # The legacy client (`client_id`) whose secrets and provider keys the session uses.
+    client_id = fields.CharField(max_length=128, null=True)
     title = fields.CharField(max_length=200, null=True)
     title_source = fields.CharField(max_length=16, default="default")
     public_key = fields.CharField(max_length=64, null=True)

@@ -51,6 +51,15 @@ class SessionRecord:
     updated_at: datetime
     last_active_at: datetime
     expires_at: datetime | None
+    # The text id a legacy client sent, when it is not a UUID (runtime/session_ids.py).
+    legacy_id: str | None = None
+    # The legacy client whose secrets and provider keys the session's turns use.
+    client_id: str | None = None
+
+    @property
+    def public_id(self) -> str:
+        """The id as its client knows it: the legacy text id, or the UUID."""
+        return self.legacy_id or str(self.id)
 
     @property
     def display_title(self) -> str:

@@ -30,7 +30,7 @@ from runtime.store.protocol import MessageWindow, NewMessage
 SESSION_COLUMNS = (
     "id, app_id, title, title_source, public_key, user_state, state, metadata, model, "
     "is_archived, is_processing, version, events_read_upto, last_event_id, created_at, "
-    "updated_at, last_active_at, expires_at"
+    "updated_at, last_active_at, expires_at, legacy_id, client_id"
 )
 MESSAGE_COLUMNS = (
     "id, session_id, thread_id, seq, role, content, tool_calls, tool_results, is_interrupted, "
@@ -51,6 +51,8 @@ UPDATABLE = frozenset(
         "events_read_upto",
         "last_active_at",
         "expires_at",
+        "client_id",
+        "app_id",  # only by a claim (runtime/conversations.py), compared and set
     }
 )
 JSON_COLUMNS = frozenset({"user_state", "state", "metadata", "tool_calls", "tool_results"})
@@ -212,6 +214,8 @@ def session_from_row(row: Mapping[str, Any]) -> SessionRecord:
         updated_at=row["updated_at"],
         last_active_at=row["last_active_at"],
         expires_at=row["expires_at"],
+        legacy_id=row["legacy_id"],
+        client_id=row["client_id"],
     )
 
 

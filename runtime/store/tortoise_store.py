@@ -342,6 +342,8 @@ def _session(row: Session) -> SessionRecord:
         updated_at=row.updated_at,
         last_active_at=row.last_active_at,
         expires_at=row.expires_at,
+        legacy_id=row.legacy_id,
+        client_id=row.client_id,
     )
 
 
