@@ -14,6 +14,9 @@ JSON_OBJECT_MAX_BYTES = 64 * 1024
 PAGE_MAX = 200
 
 _EVM_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+# Ids legacy clients choose (session ids, client ids): printable ASCII, no spaces.
+OPAQUE_ID_MAX = 128
+_OPAQUE_ID = re.compile(r"[\x21-\x7e]{1,%d}" % OPAQUE_ID_MAX)
 
 
 def uuid_arg(field: str, value: str) -> UUID:
@@ -21,6 +24,17 @@ def uuid_arg(field: str, value: str) -> UUID:
         return UUID(value.strip())
     except (ValueError, AttributeError):
         raise InvalidInput(field, f"must be a UUID, got {value!r:.60}") from None
+
+
+def opaque_id_arg(field: str, value: str) -> str:
+    """An id a legacy client chose: 1 to 128 printable ASCII characters, no spaces."""
+    if not _OPAQUE_ID.fullmatch(value):
+        raise InvalidInput(
+            field,
+            f"must be 1 to {OPAQUE_ID_MAX} printable ASCII characters without spaces, "
+            f"got {value[:60]!r}" + ("..." if len(value) > 60 else ""),
+        )
+    return value
 
 
 def text_arg(field: str, value: str) -> str:
