@@ -1,7 +1,7 @@
 """Tortoise ORM models. Only `runtime/` imports this package."""
 
-from models.credentials import ClientSecret, ProviderKey
 from models.conversation import Message, Session, SystemEvent, Thread, Turn
+from models.credentials import ClientSecret, ProviderKey
 from models.documents import TrustedDocument
 from models.tenancy import ApiKey, App
 

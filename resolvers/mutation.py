@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 from strawberry.scalars import JSON
 
+from runtime.errors import NotFound
 from runtime.validation import uuid_arg
 from schema.context import Context
 from schema.events import SystemEvent
@@ -60,7 +61,8 @@ class Mutation:
     async def delete_session(self, info: Info, id: strawberry.ID) -> DeletePayload:
         context = info.context
         session_id = uuid_arg("id", id)
-        await context.conversations.delete_session(context.caller, session_id)
+        if not await context.conversations.delete_session(context.caller, session_id):
+            raise NotFound(f"session {session_id} not found")
         return DeletePayload(id=strawberry.ID(str(session_id)))
 
     @strawberry.mutation(description="Add a thread to a session.")

@@ -13,19 +13,22 @@ from rest.errors import BadRequest
 from rest.request import (
     caller_and_session,
     caller_for_session,
+    client_id_param,
+    header_session,
     header_session_id,
     int_param,
     json_body,
     runtime_of,
     user_state_param,
 )
+from rest.shapes import message as legacy_message
 from rest.shapes import snapshot, system_event
 from runtime.errors import NotFound
 from runtime.records import SessionRecord
 
 
 async def chat(request: Request) -> Response:
-    session_id = header_session_id(request)
+    name = header_session(request)
     message = request.query_params.get("message")
     if message is None:
         body = await json_body(request) or {}
@@ -34,14 +37,17 @@ async def chat(request: Request) -> Response:
     if message is None or not message.strip():
         raise BadRequest("the message parameter is required and must not be blank")
     user_state = user_state_param(request)
+    client_id = client_id_param(request)
     runtime = runtime_of(request)
-    caller = await caller_for_session(request, session_id)
+    caller = await caller_for_session(request, name.id)
     record = await runtime.turns.send_message(
         caller,
-        session_id,
+        name.id,
         message,
         user_state=user_state,
         public_key=request.query_params.get("public_key") or None,
+        legacy_id=name.legacy_id,
+        client_id=client_id,
     )
     return await _snapshot(request, record)
 
@@ -49,6 +55,7 @@ async def chat(request: Request) -> Response:
 async def state(request: Request) -> Response:
     session_id = header_session_id(request)
     user_state = user_state_param(request)
+    client_id = client_id_param(request)
     runtime = runtime_of(request)
     caller, stored = await caller_and_session(request, session_id)
     record = runtime.conversations.visible(caller, stored)
@@ -59,6 +66,8 @@ async def state(request: Request) -> Response:
         return JSONResponse(snapshot(None, [], [], None))
     if user_state is not None and user_state != record.user_state:
         record = await runtime.conversations.update_user_state(caller, session_id, user_state)
+    if client_id is not None and client_id != record.client_id:
+        record = await runtime.conversations.associate_client(caller, session_id, client_id)
     return await _snapshot(request, record)
 
 
@@ -70,7 +79,9 @@ async def interrupt(request: Request) -> Response:
 
 
 async def system(request: Request) -> Response:
-    session_id = header_session_id(request)
+    """Store a system message, creating the session like chat does (the CLI syncs
+    the wallet this way before its first chat); answers the stored message."""
+    name = header_session(request)
     message = request.query_params.get("message")
     if message is None:
         body = await json_body(request) or {}
@@ -78,12 +89,17 @@ async def system(request: Request) -> Response:
         message = found if isinstance(found, str) else None
     if message is None or not message.strip():
         raise BadRequest("the message parameter is required and must not be blank")
+    event = _typed_object(message)
     runtime = runtime_of(request)
-    caller = await caller_for_session(request, session_id)
-    await runtime.conversations.add_system_message(
-        caller, session_id, message, event=_typed_object(message)
+    conversations = runtime.conversations
+    conversations.check_system_message(message, event)  # bad input creates nothing
+    client_id = client_id_param(request)
+    caller = await caller_for_session(request, name.id)
+    await conversations.ensure_session(
+        caller, name.id, legacy_id=name.legacy_id, client_id=client_id
     )
-    return JSONResponse({"res": message})
+    stored = await conversations.add_system_message(caller, name.id, message, event=event)
+    return JSONResponse({"res": legacy_message(stored)})
 
 
 async def events(request: Request) -> Response:

@@ -10,15 +10,17 @@ from starlette.routing import Route
 
 from rest.openapi_schemas import SCHEMAS
 
-UUID_SCHEMA = {"type": "string", "format": "uuid"}
+# A UUID, or any opaque text id (runtime/session_ids.py).
+SESSION_ID = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[!-~]+$"}
 WALLET = {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"}
 TITLE = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"}
 SESSION_HEADER = {
     "name": "X-Session-Id",
     "in": "header",
     "required": True,
-    "description": "The session's UUID, chosen by the client.",
-    "schema": UUID_SCHEMA,
+    "description": "The session's id, chosen by the client: usually a UUID, or any "
+    "1 to 128 printable ASCII characters without spaces.",
+    "schema": SESSION_ID,
 }
 KEY_HEADERS = [
     {
@@ -52,7 +54,7 @@ APP_QUERY = [
         "description": "Alias of `app`.",
     },
 ]
-PATH_ID = {"name": "session_id", "in": "path", "required": True, "schema": UUID_SCHEMA}
+PATH_ID = {"name": "session_id", "in": "path", "required": True, "schema": SESSION_ID}
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -229,7 +231,8 @@ def _document() -> dict[str, Any]:
                 },
             ),
             "delete": _operation(
-                "Delete the session, its threads and messages",
+                "Delete the session, its threads and messages (`deleted: false` when "
+                "there was none: idempotent)",
                 _ok(
                     {
                         "type": "object",
@@ -261,11 +264,12 @@ def _document() -> dict[str, Any]:
         },
         "/api/system": {
             "post": _operation(
-                "Store a system message; a JSON object with a `type` is also published",
+                "Store a system message (creating the session, like chat): plain text is "
+                "also a system notice; a JSON object with a `type` is published as that event",
                 _ok(
                     {
                         "type": "object",
-                        "properties": {"res": {"type": "string"}},
+                        "properties": {"res": _ref("Message")},
                         "required": ["res"],
                     }
                 ),

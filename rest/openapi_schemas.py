@@ -69,8 +69,9 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "success": {"type": "boolean"},
             "rig": {"type": "string"},
+            "baml": {"type": "string"},
             "created": {"type": "boolean"},
         },
-        "required": ["success", "rig", "created"],
+        "required": ["success", "rig", "baml", "created"],
     },
 }

@@ -2,8 +2,12 @@
 
 The session id is a bearer capability, as in the legacy API: a request with no key
 (and no app asked for) may act on any session it names. A request that carries a
-key, or asks for an app, is scoped to that app: another app's session is not found.
-In strict mode a non-default app's session always needs its own app's key.
+key, or asks for an app, or comes from a web origin an app lists (`origins` in its
+config: the legacy keyless trust for browser widgets), is scoped to that app:
+another app's session is not found. In strict mode a non-default app's session
+always needs its own app's key, and origins grant nothing.
+
+Session ids are UUIDs or opaque text ids (runtime/session_ids.py).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from runtime.core import Runtime
 from runtime.credentials import app_from_request, client_host, key_from_headers
 from runtime.errors import Unauthenticated
 from runtime.records import JSONObject, SessionRecord
+from runtime.session_ids import SessionName, session_name
+from runtime.validation import opaque_id_arg
 from settings import DEFAULT_APP
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -44,27 +50,37 @@ def parse_uuid(value: str, what: str) -> UUID:
         raise BadRequest(f"{what} must be a UUID, got {value.strip()[:60]!r}") from None
 
 
-def header_session_id(request: Request) -> UUID:
+def header_session(request: Request) -> SessionName:
     """The session named by `X-Session-Id` (or `X-Thread-Id`): 400 if missing or bad."""
     for header in (SESSION_HEADER, THREAD_HEADER):
         value = request.headers.get(header)
         if value is not None and value.strip():
-            return parse_uuid(value, "the X-Session-Id header")
+            return session_name("the X-Session-Id header", value.strip())
     raise BadRequest("the X-Session-Id header is required")
 
 
-def path_session_id(request: Request) -> UUID:
-    return parse_uuid(request.path_params["session_id"], "the session id in the path")
+def header_session_id(request: Request) -> UUID:
+    return header_session(request).id
+
+
+def path_session(request: Request) -> SessionName:
+    return session_name("the session id in the path", request.path_params["session_id"])
+
+
+def client_id_param(request: Request) -> str | None:
+    """The legacy client a request names (`client_id`), checked; None if absent."""
+    raw = request.query_params.get("client_id")
+    return None if raw is None or raw == "" else opaque_id_arg("client_id", raw)
 
 
 async def caller_of(request: Request) -> Caller:
     """Who is calling, for requests not about one existing session (create, list)."""
-    runtime = runtime_of(request)
-    return await runtime.apps.authenticate(
-        key_from_headers(request.headers),
-        app_from_request(request.headers, request.query_params),
-        client_host(request.scope),
-    )
+    return await _named_caller(request) or Caller(app=DEFAULT_APP)
+
+
+def is_keyless(caller: Caller) -> bool:
+    """Neither a key nor a listed origin vouches for the caller's app."""
+    return caller.app == DEFAULT_APP and not caller.has_key
 
 
 async def caller_for_session(request: Request, session_id: UUID) -> Caller:
@@ -84,21 +100,29 @@ async def caller_and_session(
     runtime = runtime_of(request)
     caller = await _named_caller(request)
     if caller is not None:
-        return caller, await runtime.sessions.get(session_id)
+        return caller, await runtime.conversations.stored_session(caller, session_id)
+    strict = runtime.settings.strict_keys
     record = await runtime.sessions.get(session_id)
     if record is None or record.app == DEFAULT_APP:
-        return Caller(app=DEFAULT_APP), record
-    if runtime.settings.strict_keys:
+        return Caller(app=DEFAULT_APP, bearer=not strict), record
+    if strict:
         raise Unauthenticated(f"this session belongs to app {record.app!r}: send its app key")
-    return Caller(app=record.app), record
+    return Caller(app=record.app, bearer=True), record
 
 
 async def _named_caller(request: Request) -> Caller | None:
-    """The caller a key or a non-default app in the request names; None for neither."""
+    """The caller a key, a non-default app or a listed web origin in the request
+    names; None for none of them."""
+    runtime = runtime_of(request)
     key = key_from_headers(request.headers)
     asked = app_from_request(request.headers, request.query_params)
-    if key or (asked is not None and asked != DEFAULT_APP):
-        return await runtime_of(request).apps.authenticate(key, asked, client_host(request.scope))
+    origin_app = (
+        None
+        if runtime.settings.strict_keys
+        else runtime.apps.app_of_origin(request.headers.get("origin"))
+    )
+    if key or origin_app or (asked is not None and asked != DEFAULT_APP):
+        return await runtime.apps.authenticate(key, asked, client_host(request.scope), origin_app)
     return None
 
 

@@ -11,26 +11,27 @@ from rest.request import (
     by_method,
     caller_for_session,
     caller_of,
-    header_session_id,
+    header_session,
     int_param,
+    is_keyless,
     json_body,
-    path_session_id,
+    path_session,
     runtime_of,
 )
 from rest.shapes import session_summary
 
 
 async def create_session(request: Request) -> Response:
-    session_id = header_session_id(request)
+    name = header_session(request)
     body = await json_body(request) or {}
     public_key = body.get("public_key")
     if public_key is not None and not isinstance(public_key, str):
         raise BadRequest("public_key must be a string")
     runtime = runtime_of(request)
     record, _ = await runtime.conversations.create_session(
-        await caller_of(request), session_id, public_key=public_key or None
+        await caller_of(request), name.id, public_key=public_key or None, legacy_id=name.legacy_id
     )
-    return JSONResponse({"session_id": str(record.id), "title": record.display_title})
+    return JSONResponse({"session_id": name.sent, "title": record.display_title})
 
 
 async def list_sessions(request: Request) -> Response:
@@ -39,39 +40,42 @@ async def list_sessions(request: Request) -> Response:
         raise BadRequest("the public_key query parameter is required")
     limit = int_param(request, "limit", 50, 1, 200)
     runtime = runtime_of(request)
+    caller = await caller_of(request)
+    # Keyless: `default`'s sessions of the wallet, and those of the apps that chose
+    # the legacy rule that a wallet's list is not secret.
+    apps = runtime.apps.keyless_listing_apps() if is_keyless(caller) else None
     page = await runtime.conversations.list_sessions(
-        await caller_of(request), public_key=public_key, limit=limit
+        caller, public_key=public_key, limit=limit, apps=apps
     )
     return JSONResponse([session_summary(record) for record in page.items])
 
 
 async def get_session(request: Request) -> Response:
-    session_id = path_session_id(request)
+    name = path_session(request)
     runtime = runtime_of(request)
-    caller = await caller_for_session(request, session_id)
-    return JSONResponse(
-        session_summary(await runtime.conversations.get_session(caller, session_id))
-    )
+    caller = await caller_for_session(request, name.id)
+    record = await runtime.conversations.get_session(caller, name.id)
+    return JSONResponse({**session_summary(record), "session_id": name.sent})
 
 
 async def rename_session(request: Request) -> Response:
-    session_id = path_session_id(request)
+    name = path_session(request)
     body = await json_body(request) or {}
     title = body.get("title")
     if not isinstance(title, str) or not title.strip():
         raise BadRequest('a non-empty title is required: {"title": "..."}')
     runtime = runtime_of(request)
-    caller = await caller_for_session(request, session_id)
-    record = await runtime.conversations.rename_session(caller, session_id, title)
-    return JSONResponse({"session_id": str(record.id), "title": record.display_title})
+    caller = await caller_for_session(request, name.id)
+    record = await runtime.conversations.rename_session(caller, name.id, title)
+    return JSONResponse({"session_id": name.sent, "title": record.display_title})
 
 
 async def delete_session(request: Request) -> Response:
-    session_id = path_session_id(request)
+    """Idempotent, as the legacy backend: an unknown id answers `deleted: false`."""
+    name = path_session(request)
     runtime = runtime_of(request)
-    caller = await caller_for_session(request, session_id)
-    await runtime.conversations.delete_session(caller, session_id)
-    return JSONResponse({"deleted": True})
+    caller = await caller_for_session(request, name.id)
+    return JSONResponse({"deleted": await runtime.conversations.delete_session(caller, name.id)})
 
 
 async def archive(request: Request) -> Response:
@@ -83,11 +87,11 @@ async def unarchive(request: Request) -> Response:
 
 
 async def _set_archived(request: Request, archived: bool) -> Response:
-    session_id = path_session_id(request)
+    name = path_session(request)
     runtime = runtime_of(request)
-    caller = await caller_for_session(request, session_id)
-    record = await runtime.conversations.set_archived(caller, session_id, archived)
-    return JSONResponse({"session_id": str(record.id), "is_archived": record.is_archived})
+    caller = await caller_for_session(request, name.id)
+    record = await runtime.conversations.set_archived(caller, name.id, archived)
+    return JSONResponse({"session_id": name.sent, "is_archived": record.is_archived})
 
 
 routes = [

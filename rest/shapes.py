@@ -104,7 +104,7 @@ def snapshot(
 
 def session_summary(session: SessionRecord) -> dict[str, Any]:
     return {
-        "session_id": str(session.id),
+        "session_id": session.public_id,
         "title": session.display_title,
         "is_archived": session.is_archived,
     }

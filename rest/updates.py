@@ -8,6 +8,11 @@ ends when the client goes away or the server shuts down, or, for a stream opened
 with an app key, when that key is revoked (within the key cache time; see
 runtime/key_watch.py): a last `system_notice` with `code: "UNAUTHENTICATED"` says
 so first.
+
+A stream opened with the session id alone may be opened before the session
+exists; it follows the session into whichever app creates or claims it (any
+replica's events reach it through the bus). A stream opened with a key stays in
+that key's app. Events name the session by the id the client sent.
 """
 
 from __future__ import annotations
@@ -17,14 +22,13 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
-from uuid import UUID
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from rest.errors import BadRequest
-from rest.request import caller_for_session, header_session_id, runtime_of
+from rest.request import caller_for_session, header_session, runtime_of
 from runtime.apps import Caller
 from runtime.errors import NotFound
 from runtime.events import RESYNC_REQUIRED, Event, SubscriberOverflow
@@ -40,15 +44,17 @@ HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 async def updates(request: Request) -> Response:
-    session_id = header_session_id(request)
+    name = header_session(request)
     after = _last_event_id(request)
     runtime = runtime_of(request)
-    caller = await caller_for_session(request, session_id)
-    record = await runtime.sessions.get(session_id)
-    if record is not None and record.app != caller.app:
-        raise NotFound(f"session {session_id} not found")
+    caller = await caller_for_session(request, name.id)
+    # Checked here too, so that another app's session is a 404 response rather
+    # than a stream that fails once started.
+    record = await runtime.conversations.stored_session(caller, name.id)
+    if record is not None and record.app != caller.app and not caller.bearer:
+        raise NotFound(f"session {name.sent} not found")
     stream = _stream(
-        request, caller, session_id, runtime.conversations.watching(caller, session_id, after=after)
+        request, caller, name.sent, runtime.conversations.watching(caller, name.id, after=after)
     )
     return StreamingResponse(stream, media_type="text/event-stream", headers=HEADERS)
 
@@ -56,7 +62,7 @@ async def updates(request: Request) -> Response:
 async def _stream(
     request: Request,
     caller: Caller,
-    session_id: UUID,
+    session_id: str,
     watching: contextlib.AbstractAsyncContextManager[AsyncIterator[Event]],
 ) -> AsyncIterator[str]:
     runtime = runtime_of(request)
@@ -95,7 +101,7 @@ async def _stream(
                 except SubscriberOverflow as exc:
                     yield f": closed: {exc.message}\n\n"
                     return
-                data = legacy_event(event)
+                data = legacy_event(event, session_id)
                 if data is not None:
                     yield f"id: {event.id}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
                 next_event = asyncio.ensure_future(anext(iterator))
@@ -113,21 +119,22 @@ def _settle(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def _revoked_notice(session_id: UUID) -> str:
+def _revoked_notice(session_id: str) -> str:
     """The stream's last event: shaped as a `system_notice` (which legacy clients
     show) with the error code a request with the key now gets."""
     notice = {
         "type": SYSTEM_NOTICE,
-        "session_id": str(session_id),
+        "session_id": session_id,
         "message": "the app key this stream was opened with was revoked; the stream is closed",
         "code": "UNAUTHENTICATED",
     }
     return f"data: {json.dumps(notice, separators=(',', ':'))}\n\n"
 
 
-def legacy_event(event: Event) -> dict[str, Any] | None:
-    """The event as legacy clients read it, or None for the richer GraphQL-only ones."""
-    base: dict[str, Any] = {"type": event.type, "session_id": str(event.session_id)}
+def legacy_event(event: Event, session_id: str) -> dict[str, Any] | None:
+    """The event as legacy clients read it (naming the session by `session_id`, the
+    id the client sent), or None for the richer GraphQL-only ones."""
+    base: dict[str, Any] = {"type": event.type, "session_id": session_id}
     data = event.data
     if event.type == TITLE_CHANGED:
         return {**base, "new_title": data.get("new_title")}

@@ -21,9 +21,17 @@ class Caller:
     app: str
     key_prefix: str | None = None
     key_apps: tuple[str, ...] = ()
+    # Known only by a session id (no key, no app, no listed origin): the legacy
+    # bearer capability. Such a caller follows the session into whichever app
+    # creates or claims it (an update stream opened before the session exists).
+    bearer: bool = False
 
     def may_use(self, app: str) -> bool:
         return app == DEFAULT_APP or app in self.key_apps
+
+    @property
+    def has_key(self) -> bool:
+        return self.key_prefix is not None
 
 
 class AppRegistry:
@@ -34,6 +42,10 @@ class AppRegistry:
         auth_failures_per_minute: int = 20,
     ) -> None:
         self._apps = dict(apps)
+        # Which app a listed web origin acts in (settings check each is listed once).
+        self._origin_apps = {
+            origin: config.name for config in apps.values() for origin in config.origins
+        }
         self.verified_keys = keys.VerifiedKeys(
             ttl=key_cache_ttl, throttle=AuthThrottle(auth_failures_per_minute)
         )
@@ -53,6 +65,16 @@ class AppRegistry:
 
     def names(self) -> list[str]:
         return sorted(self._apps)
+
+    def app_of_origin(self, origin: str | None) -> str | None:
+        """The app whose frontends' origins include `origin` (None: no app's)."""
+        return None if not origin else self._origin_apps.get(origin.strip().lower())
+
+    def keyless_listing_apps(self) -> tuple[str, ...]:
+        """The apps a keyless wallet listing covers: `default`, and every app that
+        chose the legacy rule that a wallet's session list is not secret."""
+        flagged = (c.name for c in self._apps.values() if c.keyless_wallet_listing)
+        return (DEFAULT_APP, *sorted(name for name in flagged if name != DEFAULT_APP))
 
     async def sync_to_database(self) -> None:
         """Make sure every configured app has its row (sessions and keys refer to it)."""
@@ -76,22 +98,29 @@ class AppRegistry:
         await self.key_watch.aclose()
 
     async def authenticate(
-        self, clear_key: str | None, requested_app: str | None, client: str | None = None
+        self,
+        clear_key: str | None,
+        requested_app: str | None,
+        client: str | None = None,
+        origin_app: str | None = None,
     ) -> Caller:
         """Resolve the caller's app from its key and the app it asked for.
 
-        No key: only `default`. A key: the app asked for must be one it covers; with
-        no app asked for, the key's own app (its first, when it covers several).
-        `client` is the caller's address: unknown keys from one address are limited
-        (`RateLimited`).
+        No key: `default`, or `origin_app` (the app whose listed web origin the
+        request came from: the legacy keyless trust, which the transport decides to
+        honour). A key: the app asked for must be one it covers; with no app asked
+        for, the key's own app (its first, when it covers several). `client` is the
+        caller's address: unknown keys from one address are limited (`RateLimited`).
         """
         if requested_app is not None and requested_app not in self._apps:
             raise InvalidInput("app", f"unknown app {requested_app[:64]!r}")
         if not clear_key:
-            app = requested_app or DEFAULT_APP
-            if app != DEFAULT_APP:
-                raise Unauthenticated(f"app {app!r} needs an app key")
-            return Caller(app=DEFAULT_APP)
+            app = requested_app or origin_app or DEFAULT_APP
+            if app == DEFAULT_APP:
+                return Caller(app=DEFAULT_APP)
+            if app == origin_app:
+                return Caller(app=app, key_apps=(app,))
+            raise Unauthenticated(f"app {app!r} needs an app key")
         info = await self.verified_keys.verify(clear_key, client)
         if info is None:
             raise Unauthenticated("unknown or revoked app key")

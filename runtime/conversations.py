@@ -40,6 +40,7 @@ from runtime.records import (
 )
 from runtime.sessions import SessionHost
 from runtime.store import MessageWindow, NewMessage, SessionQuery, SessionStore
+from settings import DEFAULT_APP
 
 SYSTEM_MESSAGE_MAX = 4_000
 
@@ -57,8 +58,40 @@ class Conversations:
     # -- sessions ------------------------------------------------------------
 
     async def find_session(self, caller: Caller, session_id: UUID) -> SessionRecord | None:
-        """The caller's live session, or None (missing, expired, or another app's)."""
-        return self.visible(caller, await self._host.get(session_id))
+        """The caller's live session, or None (missing, expired, or another app's).
+        An empty keyless session a keyed caller names becomes its app's (`_claim`)."""
+        return self.visible(caller, await self._claim(caller, await self._host.get(session_id)))
+
+    async def stored_session(self, caller: Caller, session_id: UUID) -> SessionRecord | None:
+        """The session as stored, whichever app's (or None), after the caller's claim:
+        for transports that answer another app's session differently from a
+        missing one."""
+        return await self._claim(caller, await self._host.get(session_id))
+
+    async def _claim(self, caller: Caller, record: SessionRecord | None) -> SessionRecord | None:
+        """A session created without a key and still empty (no message, no wallet)
+        belongs to the first app whose key names it; a session with content never
+        changes app. The move is a compare-and-set on the version, so a message
+        stored meanwhile (which bumps it) keeps the session where it is."""
+        if (
+            record is None
+            or record.app == caller.app
+            or record.app != DEFAULT_APP
+            or not caller.has_key
+            or record.public_key is not None
+            or _expired(record, utcnow())
+            or await self._store.has_messages(record.id)
+        ):
+            return record
+        claimed = await self._host.update(
+            record.id,
+            {"app_id": caller.app, "expires_at": self._expiry(caller.app, utcnow())},
+            expect={"app_id": DEFAULT_APP, "version": record.version},
+        )
+        if claimed is None:  # changed meanwhile: decide on what is stored now
+            return await self._host.load(record.id)
+        await self._publish(claimed, SESSION_UPDATED, {"changes": {"app": caller.app}})
+        return claimed
 
     @staticmethod
     def visible(caller: Caller, record: SessionRecord | None) -> SessionRecord | None:
@@ -82,9 +115,17 @@ class Conversations:
         title: str | None = None,
         metadata: object | None = None,
         user_state: object | None = None,
+        legacy_id: str | None = None,
+        client_id: str | None = None,
     ) -> tuple[SessionRecord, bool]:
-        """Create the session, or return it unchanged if this app already has it."""
+        """Create the session, or return it unchanged if this app already has it.
+        `legacy_id` is the text id a legacy client named it by (runtime/session_ids.py);
+        `client_id` the legacy client it belongs to."""
         fields: dict[str, Any] = {"expires_at": self._expiry(caller.app, utcnow())}
+        if legacy_id is not None:
+            fields["legacy_id"] = validation.opaque_id_arg("sessionId", legacy_id)
+        if client_id is not None:
+            fields["client_id"] = validation.opaque_id_arg("client_id", client_id)
         if public_key is not None:
             fields["public_key"] = validation.public_key_arg("publicKey", public_key)
         if title is not None:
@@ -95,6 +136,8 @@ class Conversations:
         if user_state is not None:
             fields["user_state"] = validation.json_object_arg("userState", user_state)
         record, created = await self._host.create(session_id or uuid4(), caller.app, fields)
+        if not created:
+            record = await self._claim(caller, record) or record
         if record.app != caller.app:
             raise Conflict(f"session id {record.id} is already in use")
         if not created and _expired(record, utcnow()):
@@ -107,6 +150,8 @@ class Conversations:
                 title=title,
                 metadata=metadata,
                 user_state=user_state,
+                legacy_id=legacy_id,
+                client_id=client_id,
             )
         return record, created
 
@@ -117,19 +162,36 @@ class Conversations:
         *,
         public_key: str | None = None,
         user_state: object | None = None,
+        legacy_id: str | None = None,
+        client_id: str | None = None,
     ) -> tuple[SessionRecord, bool]:
-        """The caller's session, created on first use (chat, model selection), with
-        the wallet and user state given (an existing session keeps its own). Unlike
-        `create_session`, another app's session is simply not found."""
-        record = await self.find_session(caller, session_id)
-        if record is not None:
-            return record, False
-        existing = await self._host.get(session_id)
+        """The caller's session, created on first use (chat, model selection,
+        system messages), with the wallet and user state given (an existing session
+        keeps its own) and associated with `client_id` (the latest client wins).
+        Unlike `create_session`, another app's session is simply not found."""
+        existing = await self.stored_session(caller, session_id)
         if existing is not None and existing.app != caller.app:
             raise NotFound(f"session {session_id} not found")
-        return await self.create_session(
-            caller, session_id, public_key=public_key, user_state=user_state
-        )
+        record = self.visible(caller, existing)
+        if record is None:
+            return await self.create_session(
+                caller,
+                session_id,
+                public_key=public_key,
+                user_state=user_state,
+                legacy_id=legacy_id,
+                client_id=client_id,
+            )
+        if client_id is not None and client_id != record.client_id:
+            record = await self.associate_client(caller, session_id, client_id)
+        return record, False
+
+    async def associate_client(
+        self, caller: Caller, session_id: UUID, client_id: str
+    ) -> SessionRecord:
+        """The session's turns use this legacy client's secrets and provider keys."""
+        clean = validation.opaque_id_arg("client_id", client_id)
+        return await self._update(caller, session_id, {"client_id": clean})
 
     async def rename_session(self, caller: Caller, session_id: UUID, title: str) -> SessionRecord:
         clean = validation.title_arg("title", title)
@@ -166,13 +228,18 @@ class Conversations:
             clean = validation.json_object_arg("metadata", combined)
             return await self._update_and_announce(caller, session_id, {"metadata": clean})
 
-    async def delete_session(self, caller: Caller, session_id: UUID) -> None:
-        record = await self.get_session(caller, session_id)
-        if not await self._host.delete(session_id):
+    async def delete_session(self, caller: Caller, session_id: UUID) -> bool:
+        """Delete the caller's session; False if there was none to delete (another
+        app's raises `NotFound`, the transport's answer for it)."""
+        stored = await self.stored_session(caller, session_id)
+        if stored is not None and stored.app != caller.app:
             raise NotFound(f"session {session_id} not found")
-        await self._publish(record, SESSION_DELETED, {})
+        if stored is None or not await self._host.delete(session_id):
+            return False
+        await self._publish(stored, SESSION_DELETED, {})
         # Live subscribers have been told; a later resume finds no log and resyncs.
         await self._events.forget(session_id)
+        return True
 
     async def list_sessions(
         self,
@@ -182,12 +249,19 @@ class Conversations:
         archived: bool | None = None,
         limit: int = 50,
         after: tuple[datetime, UUID] | None = None,
+        apps: tuple[str, ...] | None = None,
     ) -> Page[SessionRecord]:
+        """The caller's app's sessions; `apps` widens a keyless listing by wallet to
+        the apps that chose it (`AppRegistry.keyless_listing_apps`)."""
         key = None if public_key is None else validation.public_key_arg("publicKey", public_key)
         validation.page_size_arg("first", limit)
         page = await self._host.list_sessions(
             SessionQuery(
-                app=caller.app, public_key=key, archived=archived, limit=limit, after=after
+                apps=apps or (caller.app,),
+                public_key=key,
+                archived=archived,
+                limit=limit,
+                after=after,
             )
         )
         now = utcnow()
@@ -265,24 +339,38 @@ class Conversations:
     async def add_system_message(
         self, caller: Caller, session_id: UUID, text: str, event: JSONObject | None = None
     ) -> MessageRecord:
-        """Store a system message in the primary thread; with `event` (an object with a
-        `type` that is not an internal one) also publish it as that event."""
-        validation.text_arg("message", text)
-        if len(text) > SYSTEM_MESSAGE_MAX:
-            raise InvalidInput("message", f"must be at most {SYSTEM_MESSAGE_MAX} characters")
-        if event is not None:
-            validation.json_object_arg("message", event)
-        record = await self.get_session(caller, session_id)
+        """Store a system message in the primary thread of the caller's session
+        (which must exist: the transport creates it first, as legacy `/api/system`
+        does). Plain text is also a system notice: listed with the session's system
+        events and published as `system_notice`. With `event` (an object with a
+        `type` that is not an internal one) it is published as that event instead."""
+        self.check_system_message(text, event)
+        await self.get_session(caller, session_id)
         message, updated = await self._store.append_message(
             NewMessage(session_id=session_id, thread_id=session_id, role=Role.SYSTEM, content=text),
             expires_at=self._expiry(caller.app, utcnow()),
         )
         await self._host.refresh(updated)
         await self._publish(updated, MESSAGE_ADDED, {"message": message.as_json()})
-        if event is not None and str(event.get("type")) not in INTERNAL_TYPES:
+        if event is None:
+            notice = text.strip()
+            stored = await self._host.add_system_event(session_id, "notice", {"message": notice})
+            await self._publish(updated, SYSTEM_NOTICE, {"message": notice, "event_id": stored.id})
+        elif str(event.get("type")) not in INTERNAL_TYPES:
             data = {k: v for k, v in event.items() if k != "type"}
-            await self._publish(record, str(event["type"]), data)
+            await self._publish(updated, str(event["type"]), data)
         return message
+
+    @staticmethod
+    def check_system_message(text: str, event: JSONObject | None = None) -> None:
+        """`InvalidInput` unless `add_system_message` would take these."""
+        validation.text_arg("message", text)
+        if not text.strip():
+            raise InvalidInput("message", "must not be empty")
+        if len(text) > SYSTEM_MESSAGE_MAX:
+            raise InvalidInput("message", f"must be at most {SYSTEM_MESSAGE_MAX} characters")
+        if event is not None:
+            validation.json_object_arg("message", event)
 
     async def list_system_events(
         self, caller: Caller, session_id: UUID, after_id: int = 0, limit: int = 100
@@ -305,14 +393,16 @@ class Conversations:
         if given, then live.
 
         The session may not exist yet (the first chat creates it); one that belongs
-        to another app is not found, and another app's events are never delivered.
+        to another app is not found, and another app's events are never delivered,
+        except to a bearer caller (known by the session id alone), who follows the
+        session into whichever app creates or claims it.
         `resync_required` always passes the type filter: it is never optional.
         """
-        record = await self._host.get(session_id)
-        if record is not None and record.app != caller.app:
+        record = await self.stored_session(caller, session_id)
+        if record is not None and record.app != caller.app and not caller.bearer:
             raise NotFound(f"session {session_id} not found")
         async with self._events.subscribe(session_id, after) as subscription:
-            yield _visible(subscription, caller.app, types)
+            yield _visible(subscription, None if caller.bearer else caller.app, types)
 
     async def primary_messages(
         self, session_id: UUID, window: MessageWindow
@@ -351,10 +441,11 @@ class Conversations:
 
 
 async def _visible(
-    events: AsyncIterator[Event], app: str, types: frozenset[str] | None
+    events: AsyncIterator[Event], app: str | None, types: frozenset[str] | None
 ) -> AsyncIterator[Event]:
+    """The events of `app` (None: of whichever app the session belongs to)."""
     async for event in events:
-        wanted = event.app == app and (types is None or event.type in types)
+        wanted = (app is None or event.app == app) and (types is None or event.type in types)
         if wanted or event.type == RESYNC_REQUIRED:
             yield event
 

@@ -16,7 +16,7 @@ PAGE_MAX = 200
 _EVM_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 # Ids legacy clients choose (session ids, client ids): printable ASCII, no spaces.
 OPAQUE_ID_MAX = 128
-_OPAQUE_ID = re.compile(r"[\x21-\x7e]{1,%d}" % OPAQUE_ID_MAX)
+_OPAQUE_ID = re.compile(rf"[\x21-\x7e]{{1,{OPAQUE_ID_MAX}}}")
 
 
 def uuid_arg(field: str, value: str) -> UUID:

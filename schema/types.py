@@ -197,6 +197,10 @@ class Session:
     updated_at: datetime
     last_active_at: datetime
     expires_at: datetime | None
+    legacy_id: str | None = strawberry.field(
+        description="The text id a legacy REST client named the session by, when it is "
+        "not a UUID; `id` is then a stable UUID derived from it."
+    )
 
     @classmethod
     def from_record(cls, record: SessionRecord) -> Session:
@@ -217,6 +221,7 @@ class Session:
             updated_at=record.updated_at,
             last_active_at=record.last_active_at,
             expires_at=record.expires_at,
+            legacy_id=record.legacy_id,
         )
 
     @strawberry.field(description="All threads, the primary one (id = session id) first.")

@@ -57,6 +57,16 @@ progress = "tests.sample_tools:progress"
 explode = "tests.sample_tools:explode"
 sleepy = "tests.sample_tools:sleepy"
 ledger = "tests.sample_tools:ledger"
+
+# A keyed app whose browser widget calls some endpoints without its key.
+[apps.widget]
+display_name = "Widget"
+origins = ["https://widget.example"]
+keyless_wallet_listing = true
+[apps.widget.tools]
+enabled = ["calculator", "current_time"]
+[apps.widget.tools.custom]
+progress = "tests.sample_tools:progress"
 """
 
 
@@ -267,6 +277,13 @@ def replica_pair(env: dict[str, str], logs: Path) -> Iterator[tuple[ServerProces
     finally:
         for process in pair:
             process.stop()
+
+
+@pytest.fixture(scope="module")
+def widget_cli_key(live_env: dict[str, str]) -> str:
+    from tests.live import cli
+
+    return cli(live_env, "keys", "create", "--app", "widget")
 
 
 @pytest.fixture(scope="module")

@@ -257,8 +257,9 @@ async def updates(
     key: str | None = None,
     app: str | None = None,
     last_event_id: str | None = None,
+    extra_headers: dict[str, str] | None = None,
 ) -> AsyncIterator[EventStream]:
-    sent = {**headers(session_id, key), "Accept": "text/event-stream"}
+    sent = {**headers(session_id, key), **(extra_headers or {}), "Accept": "text/event-stream"}
     if last_event_id is not None:
         sent["Last-Event-ID"] = last_event_id
     before = await subscriber_count(http)

@@ -146,4 +146,4 @@ async def test_a_deeply_nested_system_message_is_free_text(client: httpx.AsyncCl
         "/api/system", params={"message": text}, headers={"X-Session-Id": session_id}
     )
     assert response.status_code == 200, response.text
-    assert response.json() == {"res": text}
+    assert response.json()["res"]["content"] == text

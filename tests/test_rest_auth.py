@@ -57,7 +57,12 @@ async def test_control_model_selects_the_sessions_model(
         params={"rig": "builtin-large", "app": "alpha"},
         headers=headers(session_id, key),
     )
-    assert ok(response) == {"success": True, "rig": "builtin-large", "created": False}
+    assert ok(response) == {
+        "success": True,
+        "rig": "builtin-large",
+        "baml": "builtin-large",
+        "created": False,
+    }
     chosen = await graphql(
         http, "query($s: ID!) { session(id: $s) { model } }", key=key, s=session_id
     )

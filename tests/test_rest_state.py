@@ -106,8 +106,8 @@ async def test_state_of_an_unknown_session_is_empty_and_creates_nothing(
     assert_error(await http.get(f"/api/sessions/{session_id}"), 404)
 
 
-@pytest.mark.parametrize("session_id", [None, "not-a-uuid"], ids=["missing", "bad"])
-async def test_state_needs_a_uuid_session_header(
+@pytest.mark.parametrize("session_id", [None, "not a session id"], ids=["missing", "bad"])
+async def test_state_needs_a_valid_session_header(
     http: httpx.AsyncClient, session_id: str | None
 ) -> None:
     assert_error(await http.get("/api/state", headers=headers(session_id)), 400)
@@ -255,12 +255,18 @@ async def test_system_message_is_echoed_and_stored(http: httpx.AsyncClient) -> N
     response = await http.post(
         "/api/system", params={"message": "wallet connected"}, headers=headers(session_id)
     )
-    assert ok(response) == {"res": "wallet connected"}
+    answered = ok(response)["res"]
+    assert_legacy_message(answered)
+    assert (answered["sender"], answered["content"]) == ("system", "wallet connected")
     snapshot = await state(http, session_id)
     stored = [m for m in snapshot["messages"] if m["sender"] == "system"]
-    assert [m["content"] for m in stored] == ["wallet connected"]
-    assert_legacy_message(stored[0])
+    assert stored == [answered]
     assert stored[0]["tool_result"] is None
+    # plain text is a system notice too
+    assert {"SystemNotice": "wallet connected"} in snapshot["system_events"]
+    assert {"SystemNotice": "wallet connected"} in ok(
+        await http.get("/api/events", headers=headers(session_id))
+    )
 
 
 @pytest.mark.parametrize(
@@ -268,7 +274,7 @@ async def test_system_message_is_echoed_and_stored(http: httpx.AsyncClient) -> N
     [("/api/system", {"message": "hi"}), ("/api/control/model", {"rig": "builtin"})],
     ids=["system", "control-model"],
 )
-@pytest.mark.parametrize("session_id", [None, "not-a-uuid"], ids=["missing", "bad"])
+@pytest.mark.parametrize("session_id", [None, "not a session id"], ids=["missing", "bad"])
 async def test_session_header_is_required(
     http: httpx.AsyncClient, path: str, params: dict[str, str], session_id: str | None
 ) -> None:
@@ -317,8 +323,8 @@ async def test_events_count(http: httpx.AsyncClient) -> None:
     assert one[0] in everything
 
 
-@pytest.mark.parametrize("session_id", [None, "not-a-uuid"], ids=["missing", "bad"])
-async def test_events_needs_a_uuid_session_header(
+@pytest.mark.parametrize("session_id", [None, "not a session id"], ids=["missing", "bad"])
+async def test_events_needs_a_valid_session_header(
     http: httpx.AsyncClient, session_id: str | None
 ) -> None:
     assert_error(await http.get("/api/events", headers=headers(session_id)), 400)

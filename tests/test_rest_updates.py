@@ -153,7 +153,7 @@ async def test_updates_send_keep_alive_comments(http: httpx.AsyncClient) -> None
     assert stream.events == []
 
 
-@pytest.mark.parametrize("session_id", [None, "not-a-uuid"], ids=["missing", "bad"])
+@pytest.mark.parametrize("session_id", [None, "not a session id"], ids=["missing", "bad"])
 async def test_updates_need_a_uuid_session_header(
     http: httpx.AsyncClient, session_id: str | None
 ) -> None:

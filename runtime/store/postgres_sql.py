@@ -55,6 +55,8 @@ UPDATABLE = frozenset(
         "app_id",  # only by a claim (runtime/conversations.py), compared and set
     }
 )
+# Columns a compare-and-set may also compare.
+EXPECTABLE = UPDATABLE | {"version"}
 JSON_COLUMNS = frozenset({"user_state", "state", "metadata", "tool_calls", "tool_results"})
 
 _APPEND = f"""
@@ -130,7 +132,7 @@ async def update_session(
     expect: Mapping[str, Any] | None,
     now: datetime,
 ) -> SessionRecord | None:
-    unknown = (set(fields) | set(expect or {})) - UPDATABLE
+    unknown = (set(fields) - UPDATABLE) | (set(expect or {}) - EXPECTABLE)
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
     values: list[Any] = [session_id, now]

@@ -27,7 +27,7 @@ from runtime.records import (
 
 @dataclass(frozen=True, slots=True)
 class SessionQuery:
-    app: str
+    apps: tuple[str, ...]  # one app, or several for a keyless wallet listing
     public_key: str | None = None
     archived: bool | None = None
     limit: int = 50
@@ -79,6 +79,10 @@ class SessionStore(Protocol):
         ...
 
     async def delete_session(self, session_id: UUID) -> bool: ...
+
+    async def has_messages(self, session_id: UUID) -> bool:
+        """Whether any thread of the session holds a message."""
+        ...
 
     async def list_sessions(self, query: SessionQuery) -> Page[SessionRecord]: ...
 

@@ -112,8 +112,15 @@ class TortoiseStore:
         # Threads, messages and system events go with it (ON DELETE CASCADE).
         return bool(await Session.filter(id=session_id).delete())
 
+    async def has_messages(self, session_id: UUID) -> bool:
+        return await Message.exists(session_id=session_id)
+
     async def list_sessions(self, query: SessionQuery) -> Page[SessionRecord]:
-        rows = Session.filter(app_id=query.app)
+        rows = (
+            Session.filter(app_id=query.apps[0])
+            if len(query.apps) == 1
+            else Session.filter(app_id__in=list(query.apps))
+        )
         if query.public_key is not None:
             rows = rows.filter(public_key=query.public_key)
         if query.archived is not None:

@@ -80,12 +80,18 @@ class Turns:
         thread_id: UUID | None = None,
         user_state: object | None = None,
         public_key: str | None = None,
+        legacy_id: str | None = None,
+        client_id: str | None = None,
     ) -> SessionRecord:
         """Store the user's message and queue the assistant's turn; returns at once.
 
         All or nothing: every argument is checked, and the queue's capacity, before
-        the session is created or changed."""
+        the session is created or changed. A new session gets `legacy_id` (its
+        client's text id) and `client_id`; an existing one is associated with
+        `client_id`."""
         text = message_content("content", content)
+        if client_id is not None:
+            validation.opaque_id_arg("client_id", client_id)
         state = None if user_state is None else validation.json_object_arg("userState", user_state)
         wallet = None if public_key is None else validation.public_key_arg("publicKey", public_key)
         limit = self._apps.get(caller.app).queue_limit
@@ -98,8 +104,15 @@ class Turns:
                     raise NotFound(f"thread {thread_id} not found in session {session_id}")
             if record is None:
                 record, _ = await self._conversations.ensure_session(
-                    caller, session_id, public_key=wallet, user_state=state
+                    caller,
+                    session_id,
+                    public_key=wallet,
+                    user_state=state,
+                    legacy_id=legacy_id,
+                    client_id=client_id,
                 )
+            elif client_id is not None and client_id != record.client_id:
+                record = await self._conversations.associate_client(caller, session_id, client_id)
             if state is not None and state != record.user_state:
                 record = await self._conversations.update_user_state(caller, session_id, state)
             if wallet is not None and wallet != record.public_key:
