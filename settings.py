@@ -136,6 +136,8 @@ class Settings:
     secret_idle_seconds: int = 86_400
     secrets_per_client: int = 32
     secret_max_bytes: int = 4_096
+    # Seconds an app's simulator may take to answer POST /api/simulate (then 504).
+    simulator_timeout: float = 10.0
     apps: Mapping[str, AppConfig] = field(default_factory=lambda: {DEFAULT_APP: default_app()})
 
     @property
@@ -214,10 +216,11 @@ class Settings:
             cache_idle_seconds=_float(env, "CONFAB_CACHE_IDLE_SECONDS", cls.cache_idle_seconds),
             recovery_seconds=_float(env, "CONFAB_RECOVERY_SECONDS", cls.recovery_seconds),
             bench_baselines=bool(_optional_bool(env, "CONFAB_BENCH_BASELINES")),
-            secret_key=env.get("CONFAB_SECRET_KEY") or None,
+            secret_key=_secret_key(env),
             secret_idle_seconds=_int(env, "CONFAB_SECRET_IDLE_SECONDS", cls.secret_idle_seconds),
             secrets_per_client=_int(env, "CONFAB_SECRETS_PER_CLIENT", cls.secrets_per_client),
             secret_max_bytes=_int(env, "CONFAB_SECRET_MAX_BYTES", cls.secret_max_bytes),
+            simulator_timeout=_float(env, "CONFAB_SIMULATOR_TIMEOUT", cls.simulator_timeout),
             apps=load_apps(Path(config_file)) if config_file else {DEFAULT_APP: default_app()},
         )
 
@@ -334,6 +337,21 @@ def _flag(where: str, table: Mapping[str, Any], name: str, default: bool) -> boo
     if not isinstance(value, bool):
         raise SettingsError(f"{where}.{name} must be true or false")
     return value
+
+
+SECRET_KEY_MIN_CHARS = 32
+
+
+def _secret_key(env: Mapping[str, str]) -> str | None:
+    """CONFAB_SECRET_KEY, long enough to derive an encryption key from (never echoed)."""
+    raw = env.get("CONFAB_SECRET_KEY") or None
+    if raw is not None and len(raw) < SECRET_KEY_MIN_CHARS:
+        raise SettingsError(
+            f"CONFAB_SECRET_KEY must be at least {SECRET_KEY_MIN_CHARS} characters "
+            f"(got {len(raw)}); generate one with "
+            '`python -c "import secrets; print(secrets.token_urlsafe(48))"`'
+        )
+    return raw
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route, Router
 
-from rest import chat, control, openapi, sessions, updates
+from rest import chat, control, openapi, provider_keys, secrets, sessions, simulate, updates
 from rest.errors import handle_error, handle_http_error, not_found
 from settings import Settings
 
@@ -22,7 +22,16 @@ def rest_routes(settings: Settings) -> list[Route | Mount]:
     # A Router, not a Starlette sub-app: handlers reach the runtime through the
     # root application (`request.app`), which a sub-app would replace.
     router = Router(
-        routes=[*sessions.routes, *chat.routes, *updates.routes, *control.routes, *openapi.routes],
+        routes=[
+            *sessions.routes,
+            *chat.routes,
+            *updates.routes,
+            *control.routes,
+            *secrets.routes,
+            *provider_keys.routes,
+            *simulate.routes,
+            *openapi.routes,
+        ],
         default=not_found,
     )
     # CORS is the whole app's (edge/cors.py), one policy for every route.

@@ -25,6 +25,12 @@ from runtime.errors import (
     Unauthenticated,
     is_unavailable,
 )
+from runtime.simulation import (
+    NoSimulator,
+    SimulationRefused,
+    SimulatorFailed,
+    SimulatorTimedOut,
+)
 from runtime.turns.service import MessageTooLarge
 
 logger = logging.getLogger(__name__)
@@ -39,6 +45,10 @@ STATUS: list[tuple[type[ConfabError], int]] = [
     (QueueFull, 429),
     (RateLimited, 429),
     (ServiceUnavailable, 503),
+    (SimulationRefused, 400),
+    (NoSimulator, 501),
+    (SimulatorFailed, 502),
+    (SimulatorTimedOut, 504),
 ]
 
 

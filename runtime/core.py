@@ -20,10 +20,12 @@ from runtime.janitor import Janitor
 from runtime.leases import create_leases
 from runtime.recovery import Recovery
 from runtime.sessions import SessionHost
+from runtime.simulation import Simulators
 from runtime.snapshots import Snapshots
 from runtime.store import SessionStore
 from runtime.store.tortoise_store import TortoiseStore
 from runtime.turns import Turns
+from runtime.vault import Vault, create_vault
 from settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -44,7 +46,10 @@ class Runtime:
         )
         self.announcer = Announcer(self.events, self.apps)
         self.conversations = Conversations(self.sessions, self.store, self.apps, self.announcer)
-        self.agents = Agents(settings.apps)
+        # Client secrets and provider keys; None without CONFAB_SECRET_KEY.
+        self.vault: Vault | None = create_vault(settings)
+        self.agents = Agents(settings.apps, self.vault)
+        self.simulators = Simulators(settings.apps, settings.simulator_timeout)
         self.leases = create_leases(settings.event_bus_url)
         lease_seconds = settings.recovery_seconds / 3
         self.turns = Turns(
@@ -65,7 +70,14 @@ class Runtime:
             self.announcer,
             settings.recovery_seconds,
         )
-        self.janitor = Janitor(self.store, self.sessions, self.events, self.leases, settings)
+        self.janitor = Janitor(
+            self.store,
+            self.sessions,
+            self.events,
+            self.leases,
+            settings,
+            sweeps=[self.vault.secrets.sweep] if self.vault else [],
+        )
         self.snapshots = Snapshots(
             self.sessions, self.store, self.turns.streams, settings.rest_history_limit
         )

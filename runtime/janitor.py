@@ -1,5 +1,6 @@
 """The janitor: a periodic sweep that deletes expired sessions (in bounded batches,
-each its own short transaction) and evicts idle sessions from the cache.
+each its own short transaction), runs the other sweeps it is given (expired client
+secrets), and evicts idle sessions from the cache.
 
 With several replicas, a lease makes sure only one sweeps at a time.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 
 from runtime.clock import utcnow
 from runtime.events import EventBus
@@ -30,8 +32,12 @@ class Janitor:
         events: EventBus,
         leases: Leases,
         settings: Settings,
+        sweeps: Sequence[Callable[[int], Awaitable[int]]] = (),
     ) -> None:
+        """`sweeps`: more jobs for the sweep, each deleting at most a batch of
+        expired rows (its argument) and returning how many it deleted."""
         self._store = store
+        self._sweeps = tuple(sweeps)
         self._host = host
         self._events = events
         self._leases = leases
@@ -65,6 +71,10 @@ class Janitor:
                 await self._events.forget_many(expired)
                 await self._leases.renew(LEASE, self._interval * 2 + 30)
                 await asyncio.sleep(0)  # let requests run between batches
+            for job in self._sweeps:
+                while await job(self._batch) >= self._batch:
+                    await self._leases.renew(LEASE, self._interval * 2 + 30)
+                    await asyncio.sleep(0)
         finally:
             await self._leases.release(LEASE)
         if deleted:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import Any
 
 from runtime.agents.tools import ToolContext, tool
@@ -55,3 +56,25 @@ async def ledger(arguments: dict[str, Any], context: ToolContext) -> dict[str, b
 def _append(path: str, line: str) -> None:
     with open(path, "a", encoding="utf-8") as entries:
         entries.write(line)
+
+
+@tool(
+    "use_secret",
+    "Uses a token (pass a secret's handle): reports and answers what it received.",
+    {
+        "type": "object",
+        "properties": {"token": {"type": "string"}, "fail": {"type": "boolean"}},
+        "required": ["token"],
+    },
+)
+async def use_secret(arguments: dict[str, Any], context: ToolContext) -> dict[str, Any]:
+    token = str(arguments["token"])
+    # Everything below echoes the value: Confab must redact it from all of it.
+    await context.report({"received": token})
+    if arguments.get("fail"):
+        raise RuntimeError(f"the service refused the token {token}")
+    return {
+        "echo": token,
+        "length": len(token),
+        "sha256": hashlib.sha256(token.encode()).hexdigest(),
+    }

@@ -71,7 +71,9 @@ class BuiltinBackend:
                 await asyncio.sleep(delay)
             yield TextDelta(piece if index == 0 else " " + piece)
 
-    async def title(self, model: str, user_text: str, answer_text: str) -> str:
+    async def title(
+        self, model: str, user_text: str, answer_text: str, api_key: str | None = None
+    ) -> str:
         return heuristic_title(user_text)
 
     async def aclose(self) -> None:

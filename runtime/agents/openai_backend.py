@@ -4,6 +4,10 @@ Config (per app, `[apps.NAME.model]`): `base_url`, `api_key_env` (the name of th
 environment variable holding the key), `timeout` (seconds without data before
 the call fails), `max_retries` and `retry_backoff` (429, 5xx and connection
 failures are retried with exponential backoff before anything was streamed).
+
+A request may carry the client's own key (`ModelRequest.api_key`, bring your own
+key): it replaces the app's in the `Authorization` header of that request. No key
+appears in an error message (the provider's answer is redacted).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +66,14 @@ class OpenAIBackend:
         await self._client.aclose()
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[TextDelta | ToolCall]:
+        async with contextlib.aclosing(self._stream(request)) as chunks:
+            try:
+                async for chunk in chunks:
+                    yield chunk
+            except ModelError as exc:
+                raise ModelError(_redact(str(exc), request.api_key)) from None
+
+    async def _stream(self, request: ModelRequest) -> AsyncGenerator[TextDelta | ToolCall, None]:
         body: dict[str, Any] = {
             "model": request.model,
             "messages": request.messages,
@@ -80,7 +92,7 @@ class OpenAIBackend:
                 for t in request.tools
             ]
         calls: dict[int, _PartialCall] = {}
-        async with self._open_stream(body) as response:
+        async with self._open_stream(body, request.api_key) as response:
             try:
                 async for line in response.aiter_lines():
                     payload = _data(line)
@@ -97,10 +109,12 @@ class OpenAIBackend:
         for index in sorted(calls):
             yield _finish_call(calls[index], index)
 
-    def _open_stream(self, body: dict[str, Any]) -> _RetryingStream:
-        return _RetryingStream(self, body)
+    def _open_stream(self, body: dict[str, Any], api_key: str | None = None) -> _RetryingStream:
+        return _RetryingStream(self, body, _auth(api_key))
 
-    async def title(self, model: str, user_text: str, answer_text: str) -> str:
+    async def title(
+        self, model: str, user_text: str, answer_text: str, api_key: str | None = None
+    ) -> str:
         body = {
             "model": model,
             "messages": [
@@ -111,20 +125,25 @@ class OpenAIBackend:
             "stream": False,
         }
         try:
-            response = await self._client.post("/chat/completions", json=body)
+            response = await self._client.post(
+                "/chat/completions", json=body, headers=_auth(api_key)
+            )
             response.raise_for_status()
             text = response.json()["choices"][0]["message"]["content"]
         except (httpx.HTTPError, KeyError, IndexError, ValueError) as exc:
-            raise ModelError(f"title generation failed: {exc}") from None
+            raise ModelError(_redact(f"title generation failed: {exc}", api_key)) from None
         return str(text).strip().strip("\"'").strip()[:200]
 
 
 class _RetryingStream:
     """Opens the streaming response, retrying what is worth retrying."""
 
-    def __init__(self, backend: OpenAIBackend, body: dict[str, Any]) -> None:
+    def __init__(
+        self, backend: OpenAIBackend, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
         self.backend = backend
         self.body = body
+        self.headers = headers
         self._response: httpx.Response | None = None
 
     async def __aenter__(self) -> httpx.Response:
@@ -132,7 +151,9 @@ class _RetryingStream:
         for attempt in range(backend.max_retries + 1):
             last = attempt == backend.max_retries
             try:
-                request = backend._client.build_request("POST", "/chat/completions", json=self.body)
+                request = backend._client.build_request(
+                    "POST", "/chat/completions", json=self.body, headers=self.headers
+                )
                 response = await backend._client.send(request, stream=True)
             except httpx.TimeoutException:
                 if last:
@@ -167,6 +188,18 @@ class _RetryingStream:
     async def __aexit__(self, *exc_info: object) -> None:
         if self._response is not None:
             await self._response.aclose()
+
+
+def _auth(api_key: str | None) -> dict[str, str] | None:
+    """The headers of a request made with the client's own key (None: the app's)."""
+    return {"Authorization": f"Bearer {api_key}"} if api_key else None
+
+
+def _redact(message: str, api_key: str | None) -> str:
+    """An error message without the client's key (a provider may echo it)."""
+    if api_key and api_key in message:
+        return message.replace(api_key, "[redacted key]")
+    return message
 
 
 def _data(line: str) -> str | None:

@@ -27,6 +27,8 @@ class ModelRequest:
     # OpenAI Chat Completions messages: {"role", "content", "tool_calls"?, "tool_call_id"?}.
     messages: list[dict[str, Any]]
     tools: list[ToolSpec] = field(default_factory=list)
+    # The client's own provider key (bring your own key), used instead of the app's.
+    api_key: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +52,11 @@ class ModelBackend(Protocol):
         stream yields tool calls, the turn runs them and asks again."""
         ...
 
-    async def title(self, model: str, user_text: str, answer_text: str) -> str:
-        """A short title for a conversation that starts with this exchange."""
+    async def title(
+        self, model: str, user_text: str, answer_text: str, api_key: str | None = None
+    ) -> str:
+        """A short title for a conversation that starts with this exchange
+        (`api_key`: the client's own provider key, as in `ModelRequest`)."""
         ...
 
     async def aclose(self) -> None: ...

@@ -77,8 +77,12 @@ async def run_tool(
     arguments: dict[str, Any],
     context: ToolContext,
     default_timeout: float,
+    redact: Callable[[str], str] | None = None,
 ) -> ToolOutcome:
-    """Validate, run with a timeout, and turn every failure into an outcome."""
+    """Validate, run with a timeout, and turn every failure into an outcome.
+
+    `redact`: the call used secrets; a failure is then logged as its redacted
+    message alone (a traceback could show a value)."""
     if found is None:
         return ToolOutcome(error=f"unknown tool {name!r}")
     if INVALID_ARGUMENTS in arguments:
@@ -101,8 +105,13 @@ async def run_tool(
     except asyncio.CancelledError:
         raise
     except Exception as exc:
-        logger.exception("tool %s failed", name)
-        return ToolOutcome(error=f"{type(exc).__name__}: {exc}")
+        error = f"{type(exc).__name__}: {exc}"
+        if redact is None:
+            logger.exception("tool %s failed", name)
+        else:
+            error = redact(error)
+            logger.error("tool %s failed (with secrets; no traceback): %s", name, error)
+        return ToolOutcome(error=error)
     return ToolOutcome(result=result)
 
 

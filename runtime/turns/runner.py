@@ -7,6 +7,13 @@ keeps it); a model failure ends the turn with a `SystemError` system event and a
 `system_notice`; an interrupt keeps the partial text, marked interrupted. A shutdown
 cancels the turn too, but records nothing: the turn stays `running` with its
 checkpoint, and the next holder of the session resumes it (runtime/turns/queue.py).
+
+Secrets (runtime/vault): a tool call's arguments may hold handles (`$SECRET:name`)
+of the session's client's secrets. The tool receives the values; everything it
+produces (result, progress, error) has them replaced by the handles again before
+it is stored, published, logged or given to the model. The model, the stored
+calls and `tool_update` keep the handles. A session whose client saved a key for
+the app's provider (bring your own key) has its model called with that key.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from runtime.agents.tools import ToolContext, ToolOutcome, run_tool
 from runtime.announcer import Announcer
 from runtime.apps import AppRegistry
 from runtime.clock import utcnow
+from runtime.errors import is_unavailable
 from runtime.events.envelope import (
     MESSAGE_ADDED,
     MESSAGE_DELTA,
@@ -38,6 +46,8 @@ from runtime.store import MessageWindow, NewMessage, SessionStore
 from runtime.turns.checkpoint import Checkpoint
 from runtime.turns.history import HISTORY_WINDOW, to_model_messages
 from runtime.turns.streams import StreamingMessage, Streams
+from runtime.vault import Resolved
+from runtime.vault.handles import names_in
 
 logger = logging.getLogger(__name__)
 
@@ -96,11 +106,16 @@ class TurnRunner:
             agent.config.model.system_prompt, context_for(turn.question, history.items)
         )
         specs = [t.spec for t in agent.tools.values()]
+        api_key = await self._agents.client_key(session.app, session.client_id)
         for _ in range(MAX_TOOL_ROUNDS):
             streaming = self._streams.start(turn.session_id, turn.thread_id)
             try:
                 calls = await self._stream(
-                    agent, session, streaming, checkpoint, ModelRequest(model, messages, specs)
+                    agent,
+                    session,
+                    streaming,
+                    checkpoint,
+                    ModelRequest(model, messages, specs, api_key=api_key),
                 )
             except (ModelError, TimeoutError) as exc:
                 await self._fail(session, streaming, exc, agent)
@@ -217,12 +232,13 @@ class TurnRunner:
     ) -> ToolOutcome:
         run_id = str(uuid4())
         base = {"id": run_id, "call_id": call.call_id, "tool_name": call.name}
+        secrets = Resolved()
 
         async def report(progress: dict[str, Any]) -> None:
             await self._announcer.publish(
                 session,
                 TOOL_UPDATE,
-                {**base, "result": {"status": "running", "progress": progress}},
+                {**base, "result": {"status": "running", "progress": secrets.redact(progress)}},
             )
 
         await self._announcer.publish(
@@ -230,16 +246,38 @@ class TurnRunner:
             TOOL_UPDATE,
             {**base, "result": {"status": "running", "arguments": call.arguments}},
         )
-        outcome = await run_tool(
-            agent.tools.get(call.name),
-            call.name,
-            call.arguments,
-            ToolContext(session=session, report=report),
-            agent.tool_timeout,
-        )
+        try:
+            secrets = await self._secrets_for(session, call.arguments)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            logger.warning("tool %s: secrets unavailable: %r", call.name, exc)
+            outcome = ToolOutcome(error="the secrets its arguments name cannot be read now")
+        else:
+            outcome = redacted(
+                secrets,
+                await run_tool(
+                    agent.tools.get(call.name),
+                    call.name,
+                    secrets.fill(call.arguments),
+                    ToolContext(session=session, report=report),
+                    agent.tool_timeout,
+                    redact=secrets.redact_text if secrets else None,
+                ),
+            )
         result = {"error": outcome.error} if outcome.error is not None else outcome.result
         await self._announcer.publish(session, TOOL_COMPLETE, {**base, "result": result})
         return outcome
+
+    async def _secrets_for(self, session: SessionRecord, arguments: dict[str, Any]) -> Resolved:
+        """The values of the session's client's secrets that the arguments' handles
+        name (none without a vault, a client or handles)."""
+        vault = self._agents.vault
+        names = names_in(arguments)
+        if vault is None or session.client_id is None or not names:
+            return Resolved()
+        values = await vault.secrets.resolve(session.app, session.client_id, names)
+        return Resolved(values)
 
     async def _add(
         self,
@@ -307,6 +345,15 @@ class TurnRunner:
 
     async def _note(self, session: SessionRecord, kind: str, message: str) -> None:
         await post_notice(self._host, self._announcer, session, kind, message)
+
+
+def redacted(secrets: Resolved, outcome: ToolOutcome) -> ToolOutcome:
+    """The outcome with the values of the secrets the call used replaced by handles."""
+    if not secrets:
+        return outcome
+    if outcome.error is not None:
+        return ToolOutcome(error=secrets.redact_text(outcome.error))
+    return ToolOutcome(result=secrets.redact(outcome.result))
 
 
 def context_for(question: MessageRecord, history: list[MessageRecord]) -> list[MessageRecord]:

@@ -38,7 +38,10 @@ class Titler:
         agent = self._agents.for_app(session.app)
         try:
             title = await agent.backend.title(
-                session.model or agent.default_model, user.content, answer.content if answer else ""
+                session.model or agent.default_model,
+                user.content,
+                answer.content if answer else "",
+                api_key=await self._agents.client_key(session.app, session.client_id),
             )
         except ModelError as exc:
             logger.warning("no title for session %s: %s", session_id, exc)
