@@ -194,3 +194,14 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: f
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{what}: not within {timeout}s")
         await asyncio.sleep(0.1)
+
+
+def live_vault_env(live_env: dict[str, str], directory: Path) -> dict[str, str]:
+    """A real server's environment (PostgreSQL, Redis) with these apps, the server
+    key, and every log line (debug) so tests can search the log."""
+    return {
+        **live_env,
+        "CONFAB_CONFIG": str(vault_apps_file(directory)),
+        "CONFAB_SECRET_KEY": SECRET_KEY,
+        "CONFAB_LOG_LEVEL": "debug",
+    }
