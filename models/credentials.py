@@ -1,5 +1,5 @@
 """What legacy clients entrust to the server: secrets their tools use, and their own
-model provider keys. Values are stored encrypted (runtime/credentials_vault)."""
+model provider keys. Values are stored encrypted (runtime/vault)."""
 
 from __future__ import annotations
 
