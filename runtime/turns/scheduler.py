@@ -11,6 +11,14 @@ so a turn accepted just as the worker finishes is never stranded. The after-turn
 job (titling) runs before processing ends, so a client that stops listening when
 it does has already seen the title.
 
+An interrupt may reach any replica. The one that runs the session's turns
+listens, while it holds the lease, to the session's events for an
+`interrupt_requested` (published by `Turns.interrupt` elsewhere, after it
+cancelled the queued turns in the store) and cancels its running turn. It
+subscribes before it claims a turn, so a request published after a turn was
+claimed is always heard; one published earlier found the turn still queued and
+cancelled it in the store.
+
 A shutdown cancels the running turns without recording them as ended: they stay
 `running`, their queues stay stored, and the next holder of each session goes on.
 """
@@ -20,11 +28,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from uuid import UUID
 
 from runtime.errors import QueueFull
+from runtime.events import Event, EventBus
+from runtime.events.envelope import INTERRUPT_REQUESTED
 from runtime.leases import Leases
 from runtime.records import TurnStatus
 from runtime.sessions import SessionHost
@@ -58,8 +68,10 @@ class TurnScheduler:
         after_turn: Callable[[UUID], Awaitable[None]],
         leases: Leases,
         lease_seconds: float,
+        events: EventBus,
     ) -> None:
         self._host = host
+        self._events = events
         self._queue = queue
         self._leases = leases
         self._lease_seconds = lease_seconds
@@ -93,12 +105,16 @@ class TurnScheduler:
         work = self._work.get(session_id)
         if work is None:
             return False
-        work.waiting = 0
-        if work.current is not None:
-            work.current.cancel()
+        self._stop(work)
         if work.worker is not None:
             await asyncio.wait({work.worker})
         return True
+
+    @staticmethod
+    def _stop(work: _SessionWork) -> None:
+        work.waiting = 0
+        if work.current is not None:
+            work.current.cancel()
 
     def _work_for(self, session_id: UUID) -> _SessionWork:
         work = self._work.setdefault(session_id, _SessionWork())
@@ -114,13 +130,29 @@ class TurnScheduler:
             await asyncio.sleep(LEASE_POLL)  # another replica runs it; a lease is polled
         renewing = asyncio.create_task(self._renew(lease))
         try:
-            await self._run_queue(session_id, work)
+            async with self._events.subscribe(session_id) as events:
+                obeying = asyncio.create_task(self._obey_stops(work, events))
+                try:
+                    await self._run_queue(session_id, work)
+                finally:
+                    obeying.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await obeying
         finally:
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewing
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._leases.release(lease))
+
+    async def _obey_stops(self, work: _SessionWork, events: AsyncIterator[Event]) -> None:
+        """Stop the running turn when another replica asks (its request cancelled
+        the queued turns in the store already). A stream that ends (overflow, bus
+        gone) just stops listening: interrupts then work from this replica only."""
+        with contextlib.suppress(Exception):
+            async for event in events:
+                if event.type == INTERRUPT_REQUESTED:
+                    self._stop(work)
 
     async def _renew(self, lease: str) -> None:
         while True:

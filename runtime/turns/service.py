@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from uuid import UUID
 
 from runtime import validation
@@ -11,7 +13,7 @@ from runtime.apps import AppRegistry, Caller
 from runtime.clock import utcnow
 from runtime.conversations import Conversations
 from runtime.errors import InvalidInput, NotFound
-from runtime.events.envelope import MESSAGE_ADDED, PROCESSING_CHANGED
+from runtime.events.envelope import INTERRUPT_REQUESTED, MESSAGE_ADDED, PROCESSING_CHANGED
 from runtime.leases import Leases
 from runtime.records import Role, SessionRecord
 from runtime.sessions import SessionHost
@@ -24,6 +26,10 @@ from runtime.turns.titles import Titler
 from runtime.validation import text_arg
 
 MESSAGE_MAX_BYTES = 32 * 1024
+# How long an interrupt answered by one replica waits for the turn's replica to stop it.
+REMOTE_INTERRUPT_WAIT = 3.0
+
+logger = logging.getLogger(__name__)
 
 
 class MessageTooLarge(InvalidInput):
@@ -69,6 +75,7 @@ class Turns:
             titler.title_if_untitled,
             leases,
             lease_seconds,
+            announcer.events,
         )
 
     async def send_message(
@@ -137,10 +144,33 @@ class Turns:
         return record
 
     async def interrupt(self, caller: Caller, session_id: UUID) -> SessionRecord:
-        """Cancel the running turn (keeping its partial text) and drop queued ones."""
-        await self._conversations.get_session(caller, session_id)
-        await self._scheduler.interrupt(session_id)
+        """Cancel the running turn (keeping its partial text) and drop queued ones,
+        on whichever replica runs them; a no-op on an idle session."""
+        record = await self._conversations.get_session(caller, session_id)
+        ran_here = await self._scheduler.interrupt(session_id)
+        if not ran_here and record.is_processing:
+            await self._interrupt_elsewhere(record)
         return await self._conversations.get_session(caller, session_id)
+
+    async def _interrupt_elsewhere(self, record: SessionRecord) -> None:
+        """Ask the replica that holds the session's turn lease to stop (the queued
+        turns are cancelled in the store already), and wait, bounded, until the
+        session stops processing, so the answer shows the stopped session."""
+        events = self._announcer.events
+        async with events.subscribe(record.id) as stream:
+            current = await self._host.load(record.id)  # it may have ended meanwhile
+            if current is None or not current.is_processing:
+                return
+            await self._announcer.publish(record, INTERRUPT_REQUESTED, {})
+            try:
+                async with asyncio.timeout(REMOTE_INTERRUPT_WAIT):
+                    async for event in stream:
+                        if event.type == PROCESSING_CHANGED and not event.data.get("is_processing"):
+                            return
+            except TimeoutError:
+                # No holder answered: it died (crash recovery resumes what it
+                # left) or is partitioned from Redis. The stored queue is cancelled.
+                logger.warning("interrupt of session %s: no replica stopped a turn", record.id)
 
     async def select_model(self, caller: Caller, session_id: UUID, model: str) -> SessionRecord:
         allowed = self._apps.get(caller.app).model.models
