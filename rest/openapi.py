@@ -8,123 +8,25 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from rest.openapi_schemas import SCHEMAS
-
-# A UUID, or any opaque text id (runtime/session_ids.py).
-SESSION_ID = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[!-~]+$"}
-WALLET = {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"}
-TITLE = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"}
-SESSION_HEADER = {
-    "name": "X-Session-Id",
-    "in": "header",
-    "required": True,
-    "description": "The session's id, chosen by the client: usually a UUID, or any "
-    "1 to 128 printable ASCII characters without spaces.",
-    "schema": SESSION_ID,
-}
-KEY_HEADERS = [
-    {
-        "name": "AOMI-APP-KEY",
-        "in": "header",
-        "required": False,
-        "schema": {"type": "string"},
-        "description": "App key (needed for any app but `default`).",
-    },
-    {
-        "name": "X-API-Key",
-        "in": "header",
-        "required": False,
-        "schema": {"type": "string"},
-        "description": "App key, as older clients send it.",
-    },
-]
-APP_QUERY = [
-    {
-        "name": "app",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "string"},
-        "description": "The app (default `default`).",
-    },
-    {
-        "name": "namespace",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "string"},
-        "description": "Alias of `app`.",
-    },
-]
-PATH_ID = {"name": "session_id", "in": "path", "required": True, "schema": SESSION_ID}
-
-
-def _error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-
-
-ERRORS = {
-    "400": _error("Bad or missing parameters"),
-    "401": _error("Missing, unknown or revoked app key"),
-    "403": _error("The key does not cover the app"),
-    "404": _error("Unknown session"),
-    "409": _error("The session id is taken by another app"),
-    "413": _error("Message or request body too large"),
-    "429": {
-        **_error("Queue full, or too many failed key checks from this address"),
-        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-    },
-    "503": _error("A backing service is unavailable"),
-}
-
-
-def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _operation(
-    summary: str,
-    ok: dict[str, Any],
-    parameters: list[dict[str, Any]],
-    errors: tuple[str, ...],
-    body: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    operation: dict[str, Any] = {
-        "summary": summary,
-        "parameters": [*parameters, *KEY_HEADERS, *APP_QUERY],
-        "responses": {"200": ok, **{code: ERRORS[code] for code in errors}},
-    }
-    if body is not None:
-        operation["requestBody"] = {
-            "required": False,
-            "content": {"application/json": {"schema": body}},
-        }
-    return operation
-
-
-def _query(name: str, required: bool, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": required,
-        "schema": schema,
-        "description": description,
-    }
-
-
-AUTH = ("400", "401", "403", "404", "503")
-# What the edge (edge/) and the key check may answer to any request: a body over its
-# route's limit, and an address that sent too many unknown keys.
-ANY_REQUEST = ("413", "429")
-USER_STATE = _query(
-    "user_state", False, {"type": "string"}, "URL-encoded JSON: nested or flat wallet state"
+from rest.openapi_clients import client_paths
+from rest.openapi_parts import (
+    ANY_REQUEST,
+    APP_QUERY,
+    AUTH,
+    CLIENT_ID,
+    ERRORS,
+    KEY_HEADERS,
+    PATH_ID,
+    SESSION_HEADER,
+    TITLE,
+    USER_STATE,
+    WALLET,
+    ok,
+    operation,
+    query,
+    ref,
 )
-CLIENT_ID = _query("client_id", False, {"type": "string"}, "Ignored; accepted for compatibility")
+from rest.openapi_schemas import SCHEMAS
 
 
 def document(apps: list[str]) -> dict[str, Any]:
@@ -133,26 +35,26 @@ def document(apps: list[str]) -> dict[str, Any]:
     base = _document()
     app_schema = {"type": "string", "enum": apps}
     for operations in base["paths"].values():
-        for operation in operations.values():
-            operation["parameters"] = [
+        for each in operations.values():
+            each["parameters"] = [
                 {**p, "schema": app_schema} if p["name"] in ("app", "namespace") else p
-                for p in operation["parameters"]
+                for p in each["parameters"]
             ]
             for code in ANY_REQUEST:
-                operation["responses"].setdefault(code, ERRORS[code])
+                each["responses"].setdefault(code, ERRORS[code])
     return base
 
 
 def _document() -> dict[str, Any]:
-    snapshot = _ok(_ref("StateResponse"), "The session snapshot")
-    summary = _ok(_ref("SessionSummary"))
-    chat = _operation(
+    snapshot = ok(ref("StateResponse"), "The session snapshot")
+    summary = ok(ref("SessionSummary"))
+    chat = operation(
         "Send a message (creates the session); the assistant answers in the background",
         snapshot,
         [
             SESSION_HEADER,
-            _query("message", False, {"type": "string"}, "The message (or a JSON body)"),
-            _query("public_key", False, WALLET, "Bind this wallet"),
+            query("message", False, {"type": "string"}, "The message (or a JSON body)"),
+            query("public_key", False, WALLET, "Bind this wallet"),
             USER_STATE,
             CLIENT_ID,
         ],
@@ -162,7 +64,7 @@ def _document() -> dict[str, Any]:
             "properties": {"message": {"type": "string"}, "text": {"type": "string"}},
         },
     )
-    state = _operation(
+    state = operation(
         "The session snapshot (an unknown session reads as empty)",
         snapshot,
         [SESSION_HEADER, USER_STATE, CLIENT_ID],
@@ -192,9 +94,9 @@ def _document() -> dict[str, Any]:
     }
     paths: dict[str, Any] = {
         "/api/sessions": {
-            "post": _operation(
+            "post": operation(
                 "Create a session (idempotent)",
-                _ok(_ref("CreatedSession")),
+                ok(ref("CreatedSession")),
                 [SESSION_HEADER],
                 ("400", "401", "403", "409", "503"),
                 body={
@@ -202,12 +104,12 @@ def _document() -> dict[str, Any]:
                     "properties": {"public_key": {"oneOf": [WALLET, {"type": "null"}]}},
                 },
             ),
-            "get": _operation(
+            "get": operation(
                 "Sessions bound to a wallet, newest activity first",
-                _ok({"type": "array", "items": _ref("SessionSummary")}),
+                ok({"type": "array", "items": ref("SessionSummary")}),
                 [
-                    _query("public_key", True, WALLET, "EVM address"),
-                    _query(
+                    query("public_key", True, WALLET, "EVM address"),
+                    query(
                         "limit",
                         False,
                         {"type": "integer", "minimum": 1, "maximum": 200},
@@ -218,10 +120,10 @@ def _document() -> dict[str, Any]:
             ),
         },
         "/api/sessions/{session_id}": {
-            "get": _operation("One session", summary, [PATH_ID], AUTH),
-            "patch": _operation(
+            "get": operation("One session", summary, [PATH_ID], AUTH),
+            "patch": operation(
                 "Rename (a user title is never replaced by automatic titling)",
-                _ok(_ref("RenamedSession")),
+                ok(ref("RenamedSession")),
                 [PATH_ID],
                 AUTH,
                 body={
@@ -230,10 +132,10 @@ def _document() -> dict[str, Any]:
                     "required": ["title"],
                 },
             ),
-            "delete": _operation(
+            "delete": operation(
                 "Delete the session, its threads and messages (`deleted: false` when "
                 "there was none: idempotent)",
-                _ok(
+                ok(
                     {
                         "type": "object",
                         "properties": {"deleted": {"type": "boolean"}},
@@ -245,17 +147,17 @@ def _document() -> dict[str, Any]:
             ),
         },
         "/api/sessions/{session_id}/archive": {
-            "post": _operation("Archive", _ok(_ref("ArchiveState")), [PATH_ID], AUTH)
+            "post": operation("Archive", ok(ref("ArchiveState")), [PATH_ID], AUTH)
         },
         "/api/sessions/{session_id}/unarchive": {
-            "post": _operation("Unarchive", _ok(_ref("ArchiveState")), [PATH_ID], AUTH)
+            "post": operation("Unarchive", ok(ref("ArchiveState")), [PATH_ID], AUTH)
         },
         "/api/chat": {"post": chat},
         "/api/thread/chat": {"post": chat},
         "/api/state": {"get": state},
         "/api/thread/state": {"get": state},
         "/api/interrupt": {
-            "post": _operation(
+            "post": operation(
                 "Stop the running turn (partial text kept) and drop queued ones",
                 snapshot,
                 [SESSION_HEADER],
@@ -263,28 +165,28 @@ def _document() -> dict[str, Any]:
             )
         },
         "/api/system": {
-            "post": _operation(
+            "post": operation(
                 "Store a system message (creating the session, like chat): plain text is "
                 "also a system notice; a JSON object with a `type` is published as that event",
-                _ok(
+                ok(
                     {
                         "type": "object",
-                        "properties": {"res": _ref("Message")},
+                        "properties": {"res": ref("Message")},
                         "required": ["res"],
                     }
                 ),
-                [SESSION_HEADER, _query("message", False, {"type": "string"}, "The message")],
+                [SESSION_HEADER, query("message", False, {"type": "string"}, "The message")],
                 AUTH,
                 body={"type": "object", "properties": {"message": {"type": "string"}}},
             )
         },
         "/api/events": {
-            "get": _operation(
+            "get": operation(
                 "System events, oldest first (does not move the snapshot cursor)",
-                _ok({"type": "array", "items": _ref("SystemEvent")}),
+                ok({"type": "array", "items": ref("SystemEvent")}),
                 [
                     SESSION_HEADER,
-                    _query(
+                    query(
                         "count",
                         False,
                         {"type": "integer", "minimum": 1, "maximum": 1000},
@@ -297,30 +199,31 @@ def _document() -> dict[str, Any]:
         "/api/updates": {"get": updates},
         "/api/thread/updates": {"get": updates},
         "/api/control/models": {
-            "get": _operation(
+            "get": operation(
                 "Models the caller's app offers",
-                _ok({"type": "array", "items": {"type": "string"}}),
+                ok({"type": "array", "items": {"type": "string"}}),
                 [],
                 ("400", "401", "403", "404", "503"),
             )
         },
         "/api/control/model": {
-            "post": _operation(
+            "post": operation(
                 "Select the session's model",
-                _ok(_ref("ModelSelected")),
-                [SESSION_HEADER, _query("rig", True, {"type": "string"}, "A model name")],
+                ok(ref("ModelSelected")),
+                [SESSION_HEADER, query("rig", True, {"type": "string"}, "A model name")],
                 ("400", "401", "403", "404", "409", "503"),
             )
         },
         "/api/control/apps": {
-            "get": _operation(
+            "get": operation(
                 "Apps the caller may use",
-                _ok({"type": "array", "items": {"type": "string"}}),
+                ok({"type": "array", "items": {"type": "string"}}),
                 [],
                 ("400", "401", "403", "404", "503"),
             )
         },
     }
+    paths.update(client_paths())
     return {
         "openapi": "3.1.0",
         "info": {

@@ -20,11 +20,11 @@ from rest.errors import BadRequest
 from rest.request import (
     by_method,
     caller_and_session,
+    client_id_param,
     header_session_id,
     json_body,
     runtime_of,
 )
-from rest.secrets import query_client_id
 from runtime import vault
 from runtime.errors import Forbidden, NotFound
 from runtime.vault.provider_keys import ProviderKeys
@@ -39,7 +39,7 @@ class Scope:
 
 async def scope_of(request: Request) -> Scope:
     session_id = header_session_id(request)
-    explicit = query_client_id(request)
+    explicit = client_id_param(request)
     caller, record = await caller_and_session(request, session_id)
     if record is not None and record.app != caller.app:
         raise NotFound("session not found")

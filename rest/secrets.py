@@ -13,19 +13,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from rest.errors import BadRequest
-from rest.request import by_method, caller_of, json_body, runtime_of
+from rest.request import by_method, caller_of, client_id_param, json_body, runtime_of
 from runtime import vault
-from runtime.validation import opaque_id_arg
-
-
-def query_client_id(request: Request) -> str | None:
-    """The `client_id` query parameter, checked (400 if malformed); None if absent."""
-    raw = request.query_params.get("client_id")
-    return None if raw is None or raw == "" else opaque_id_arg("client_id", raw)
 
 
 def _client_id(request: Request) -> str:
-    client_id = query_client_id(request)
+    client_id = client_id_param(request)
     if client_id is None:
         raise BadRequest("the client_id query parameter is required")
     return client_id

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from rest.errors import BadRequest
-from rest.request import caller_and_session, header_session_id, json_body, runtime_of
+from rest.request import caller_and_session, header_session, json_body, runtime_of
 from runtime.errors import NotFound
 from runtime.records import JSONObject
 from runtime.simulation import SimulationRequest
@@ -20,7 +20,7 @@ SENDER_MAX = 256
 
 
 async def simulate(request: Request) -> Response:
-    session_id = header_session_id(request)
+    name = header_session(request)
     body = await json_body(request)
     if body is None:
         raise BadRequest(
@@ -29,13 +29,13 @@ async def simulate(request: Request) -> Response:
     transactions = _transactions(body.get("transactions"))
     sender = _sender(body.get("from"))
     chain_id = _chain_id(body.get("chain_id"))
-    caller, record = await caller_and_session(request, session_id)
+    caller, record = await caller_and_session(request, name.id)
     if record is not None and record.app != caller.app:
         raise NotFound("session not found")
     result = await runtime_of(request).simulators.simulate(
         SimulationRequest(
             app=record.app if record is not None else caller.app,
-            session_id=record.public_id if record is not None else _sent_id(request),
+            session_id=name.sent,
             client_id=record.client_id if record is not None else None,
             sender=sender,
             chain_id=chain_id,
@@ -43,12 +43,6 @@ async def simulate(request: Request) -> Response:
         )
     )
     return JSONResponse({"result": result})
-
-
-def _sent_id(request: Request) -> str:
-    """The session id as the client sent it (the header was checked already)."""
-    sent = request.headers.get("x-session-id") or request.headers.get("x-thread-id") or ""
-    return sent.strip()
 
 
 def _transactions(value: Any) -> tuple[JSONObject, ...]:

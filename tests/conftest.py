@@ -225,6 +225,8 @@ def live_env(postgres_url: str, redis_url: str, apps_file: Path) -> dict[str, st
         "CONFAB_ALLOWED_ORIGINS": "https://app.example",
         "CONFAB_WS_MAX_SUBSCRIPTIONS": "3",
         "CONFAB_WS_INIT_TIMEOUT": "1",
+        # The vault on: secrets and provider keys work (tests of its absence set none).
+        "CONFAB_SECRET_KEY": "tests-only-secret-key-0123456789abcdef",
     }
     cli(env, "migrate")
     return env
