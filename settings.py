@@ -51,6 +51,21 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class RateLimits:
+    """How fast one app, and one client of it, may go (0: no limit). A client is a
+    peer address (runtime/rate_limits.py)."""
+
+    # Requests (REST requests, GraphQL operations) per minute, per client.
+    requests_per_minute: int = 0
+    # Requests per minute for the whole app, all clients together.
+    app_requests_per_minute: int = 0
+    # Bytes of chat messages one client may send per minute.
+    message_bytes_per_minute: int = 0
+    # Sessions of one client answering at once (a session's turns run one at a time).
+    concurrent_turns: int = 0
+
+
+@dataclass(frozen=True)
 class AppConfig:
     name: str
     display_name: str
@@ -69,6 +84,7 @@ class AppConfig:
     provider_keys: bool = True
     # `module:function` that simulates transactions (POST /api/simulate); None: 501.
     simulator: str | None = None
+    limits: RateLimits = field(default_factory=RateLimits)
 
 
 def default_app() -> AppConfig:
@@ -308,7 +324,20 @@ def _parse_app(name: str, table: Any) -> AppConfig:
         keyless_wallet_listing=_flag(where, table, "keyless_wallet_listing", False),
         provider_keys=_flag(where, table, "provider_keys", True),
         simulator=simulator,
+        limits=_limits(where, table.get("limits", {})),
     )
+
+
+def _limits(where: str, table: Any) -> RateLimits:
+    if not isinstance(table, dict):
+        raise SettingsError(f"{where}.limits must be a table")
+    known = RateLimits.__dataclass_fields__
+    for name, value in table.items():
+        if name not in known:
+            raise SettingsError(f"{where}.limits: unknown limit {name!r} (known: {', '.join(known)})")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise SettingsError(f"{where}.limits.{name} must be a whole number >= 0 (0: no limit)")
+    return RateLimits(**table)
 
 
 def _origins(where: str, value: Any) -> tuple[str, ...]:

@@ -26,7 +26,7 @@ from rest.shapes import normalize_user_state
 from runtime.apps import Caller
 from runtime.core import Runtime
 from runtime.credentials import app_from_request, client_host, key_from_headers
-from runtime.errors import Unauthenticated
+from runtime.errors import RateLimited, Unauthenticated
 from runtime.records import JSONObject, SessionRecord
 from runtime.session_ids import SessionName, session_name
 from runtime.validation import opaque_id_arg
@@ -75,7 +75,11 @@ def client_id_param(request: Request) -> str | None:
 
 async def caller_of(request: Request) -> Caller:
     """Who is calling, for requests not about one existing session (create, list)."""
-    return await _named_caller(request) or Caller(app=DEFAULT_APP)
+    caller = await _named_caller(request) or Caller(
+        app=DEFAULT_APP, client=client_host(request.scope)
+    )
+    await _admit(request, caller, None)
+    return caller
 
 
 def is_keyless(caller: Caller) -> bool:
@@ -88,6 +92,7 @@ async def caller_for_session(request: Request, session_id: UUID) -> Caller:
     up only when the request names no key or app (its app decides then)."""
     caller = await _named_caller(request)
     if caller is not None:
+        await _admit(request, caller, None)
         return caller
     return (await caller_and_session(request, session_id))[0]
 
@@ -100,14 +105,39 @@ async def caller_and_session(
     runtime = runtime_of(request)
     caller = await _named_caller(request)
     if caller is not None:
-        return caller, await runtime.conversations.stored_session(caller, session_id)
+        record = await runtime.conversations.stored_session(caller, session_id)
+    else:
+        caller, record = await _bearer(request, session_id)
+    await _admit(request, caller, record)
+    return caller, record
+
+
+async def _bearer(request: Request, session_id: UUID) -> tuple[Caller, SessionRecord | None]:
+    """A caller known by the session id alone acts in the session's app."""
+    runtime = runtime_of(request)
     strict = runtime.settings.strict_keys
+    client = client_host(request.scope)
     record = await runtime.sessions.get(session_id)
     if record is None or record.app == DEFAULT_APP:
-        return Caller(app=DEFAULT_APP, bearer=not strict), record
+        return Caller(app=DEFAULT_APP, bearer=not strict, client=client), record
     if strict:
         raise Unauthenticated(f"this session belongs to app {record.app!r}: send its app key")
-    return Caller(app=record.app, bearer=True), record
+    return Caller(app=record.app, bearer=True, client=client), record
+
+
+async def _admit(request: Request, caller: Caller, record: SessionRecord | None) -> None:
+    """Count the request against its app's rate limits (once, however many times a
+    handler asks who calls); a refusal about a session also tells its live UI."""
+    if getattr(request.state, "admitted", False):
+        return
+    request.state.admitted = True
+    limits = runtime_of(request).limits
+    try:
+        await limits.request(caller)
+    except RateLimited as refused:
+        if record is not None and record.app == caller.app:
+            await limits.slowed(record, refused)
+        raise
 
 
 async def _named_caller(request: Request) -> Caller | None:

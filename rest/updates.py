@@ -147,7 +147,9 @@ def legacy_event(event: Event, session_id: str) -> dict[str, Any] | None:
             "result": data.get("result"),
         }
     if event.type == SYSTEM_NOTICE:
-        return {**base, "message": data.get("message")}
+        # A notice about a refusal (rate limits) also says its code and wait.
+        extra: dict[str, Any] = {k: data[k] for k in ("code", "retry_after") if k in data}
+        return {**base, "message": data.get("message"), **extra}
     if event.type == RESYNC_REQUIRED:
         return {**base, "code": data.get("code"), "message": data.get("message")}
     if event.type in INTERNAL_TYPES:

@@ -25,6 +25,8 @@ class Caller:
     # bearer capability. Such a caller follows the session into whichever app
     # creates or claims it (an update stream opened before the session exists).
     bearer: bool = False
+    # The peer address the request came from (rate limits count per client).
+    client: str | None = None
 
     def may_use(self, app: str) -> bool:
         return app == DEFAULT_APP or app in self.key_apps
@@ -117,9 +119,9 @@ class AppRegistry:
         if not clear_key:
             app = requested_app or origin_app or DEFAULT_APP
             if app == DEFAULT_APP:
-                return Caller(app=DEFAULT_APP)
+                return Caller(app=DEFAULT_APP, client=client)
             if app == origin_app:
-                return Caller(app=app, key_apps=(app,))
+                return Caller(app=app, key_apps=(app,), client=client)
             raise Unauthenticated(f"app {app!r} needs an app key")
         info = await self.verified_keys.verify(clear_key, client)
         if info is None:
@@ -131,4 +133,4 @@ class AppRegistry:
         else:
             raise Forbidden(f"this key does not cover app {requested_app!r}")
         self.get(app)
-        return Caller(app=app, key_prefix=info.prefix, key_apps=info.apps)
+        return Caller(app=app, key_prefix=info.prefix, key_apps=info.apps, client=client)

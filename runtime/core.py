@@ -18,6 +18,7 @@ from runtime.conversations import Conversations
 from runtime.events import create_bus
 from runtime.janitor import Janitor
 from runtime.leases import create_leases
+from runtime.rate_limits import RateLimiter, create_counters
 from runtime.recovery import Recovery
 from runtime.sessions import SessionHost
 from runtime.simulation import Simulators
@@ -45,6 +46,9 @@ class Runtime:
             settings.event_bus_url, settings.event_queue_limit, settings.event_replay_limit
         )
         self.announcer = Announcer(self.events, self.apps)
+        self.limits = RateLimiter(
+            self.apps, create_counters(settings.event_bus_url), self.announcer
+        )
         self.conversations = Conversations(self.sessions, self.store, self.apps, self.announcer)
         # Client secrets and provider keys; None without CONFAB_SECRET_KEY.
         self.vault: Vault | None = create_vault(settings)
@@ -61,6 +65,7 @@ class Runtime:
             self.agents,
             self.leases,
             lease_seconds,
+            self.limits,
         )
         self.recovery = Recovery(
             self.store,
@@ -102,6 +107,7 @@ class Runtime:
         await self.agents.aclose()
         await self.events.stop()
         await self.leases.aclose()
+        await self.limits.aclose()
         await self.sessions.shutdown()
 
     async def ready(self) -> dict[str, str]:

@@ -16,9 +16,11 @@ from strawberry.types.graphql import OperationType
 from strawberry.utils.operation import get_operation_type
 
 from graphql import GraphQLError, execute, specified_rules
+from runtime.errors import ConfabError, RateLimited
+from schema.context import Context
 from schema.cost import cost_error, cost_report
 from schema.documents import PreparedDocuments
-from schema.errors import DomainErrors, RequestErrors, to_graphql_error
+from schema.errors import DomainErrors, RequestErrors, request_error, to_graphql_error
 from schema.execution import ConfabExecutor
 from schema.persisted import DocumentRefused, PersistedQueries
 from schema.validation_rules import bound_overlap_comparisons, document_limits_rule
@@ -123,6 +125,9 @@ class ConfabSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
+        limited = await _rate_limited(context_value)
+        if limited is not None:
+            return limited
         if self.resolves(operation_extensions):
             try:
                 query = await self.resolve_query(query, operation_extensions, operation_name)
@@ -182,6 +187,9 @@ class ConfabSchema(strawberry.Schema):
         operation_extensions: dict[str, Any] | None = None,
         allowed_operation_types: Iterable[OperationType] | None = None,
     ) -> StreamResult:
+        limited = await _rate_limited(context_value)
+        if limited is not None:
+            return _one(limited)
         if self.resolves(operation_extensions):
             try:
                 query = await self.resolve_query(query, operation_extensions, operation_name)
@@ -228,6 +236,25 @@ class ConfabSchema(strawberry.Schema):
 
 async def _one(result: ExecutionResult) -> AsyncGenerator[ExecutionResult, None]:
     yield result
+
+
+async def _rate_limited(context: Any) -> RequestErrors | None:
+    """For a WebSocket's operation (each counts; an HTTP request was counted when
+    its context was built): the app's refusal, or None to go on. A caller whose
+    authentication failed is not counted: its operation fails with that error."""
+    if not isinstance(context, Context) or not context.per_operation_limits:
+        return None
+    try:
+        caller = context.caller
+    except ConfabError:
+        return None
+    try:
+        await context.runtime.limits.request(caller)
+    except RateLimited as refused:
+        return request_error(
+            refused.message, refused.code, status=429, retryAfter=refused.retry_after_seconds
+        )
+    return None
 
 
 def build_schema(

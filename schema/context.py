@@ -28,6 +28,8 @@ class Context:
     connection_params: dict[str, object] | None = None
     # The peer's address: unknown keys are limited per address.
     client: str | None = None
+    # Rate limits count each operation (a WebSocket), not the request (HTTP).
+    per_operation_limits: bool = False
 
     def authenticated_as(self, caller: Caller) -> None:
         self._caller, self._auth_error = caller, None

@@ -73,15 +73,21 @@ class ConfabGraphQL(GraphQLOverHTTP, ResponseSizeLimit, GraphQL[Context, None]):
         self, request: Request | WebSocket, response: Response | WebSocket | SubResponse
     ) -> Context:
         runtime: Runtime = request.app.state.runtime
-        context = Context(runtime=runtime, client=client_host(request.scope))
+        # A WebSocket's operations are counted one by one (ConfabSchema); an HTTP
+        # request once, here, so a refusal gets its status and `Retry-After`.
+        per_operation = isinstance(request, WebSocket)
+        context = Context(
+            runtime=runtime, client=client_host(request.scope), per_operation_limits=per_operation
+        )
         try:
-            context.authenticated_as(
-                await runtime.apps.authenticate(
-                    key_from_headers(request.headers),
-                    app_from_request(request.headers, request.query_params),
-                    context.client,
-                )
+            caller = await runtime.apps.authenticate(
+                key_from_headers(request.headers),
+                app_from_request(request.headers, request.query_params),
+                context.client,
             )
+            if not per_operation:
+                await runtime.limits.request(caller)
+            context.authenticated_as(caller)
         except ConfabError as exc:
             context.failed_auth(exc)
             if isinstance(exc, RateLimited) and not isinstance(response, WebSocket):

@@ -67,6 +67,23 @@ keyless_wallet_listing = true
 enabled = ["calculator", "current_time"]
 [apps.widget.tools.custom]
 progress = "tests.sample_tools:progress"
+
+# Rate limits (tests/test_rate_limits.py): per client, and for a whole app.
+[apps.limited]
+display_name = "Limited"
+[apps.limited.limits]
+requests_per_minute = 8
+
+[apps.thrifty]
+display_name = "Thrifty"
+[apps.thrifty.limits]
+message_bytes_per_minute = 300
+concurrent_turns = 1
+
+[apps.crowded]
+display_name = "Crowded"
+[apps.crowded.limits]
+app_requests_per_minute = 5
 """
 
 

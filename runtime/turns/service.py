@@ -12,10 +12,11 @@ from runtime.announcer import Announcer
 from runtime.apps import AppRegistry, Caller
 from runtime.clock import utcnow
 from runtime.conversations import Conversations
-from runtime.errors import InvalidInput, NotFound
+from runtime.errors import InvalidInput, NotFound, RateLimited
 from runtime.events.envelope import INTERRUPT_REQUESTED, MESSAGE_ADDED, PROCESSING_CHANGED
 from runtime.leases import Leases
-from runtime.records import Role, SessionRecord
+from runtime.rate_limits import RateLimiter
+from runtime.records import JSONObject, Role, SessionRecord
 from runtime.sessions import SessionHost
 from runtime.store import NewMessage, SessionStore
 from runtime.turns.queue import TurnQueue
@@ -57,8 +58,10 @@ class Turns:
         agents: Agents,
         leases: Leases,
         lease_seconds: float,
+        limits: RateLimiter,
     ) -> None:
         self._host = host
+        self._limits = limits
         self._store = store
         self._apps = apps
         self._conversations = conversations
@@ -109,38 +112,74 @@ class Turns:
                 thread = await self._store.get_thread(thread_id)
                 if record is None or thread is None or thread.session_id != session_id:
                     raise NotFound(f"thread {thread_id} not found in session {session_id}")
-            if record is None:
-                record, _ = await self._conversations.ensure_session(
-                    caller,
-                    session_id,
-                    public_key=wallet,
-                    user_state=state,
-                    legacy_id=legacy_id,
-                    client_id=client_id,
+            await self._admit(caller, record, session_id, text)
+            try:
+                record = await self._accept(
+                    caller, session_id, record, text, thread_id, state, wallet, legacy_id, client_id
                 )
-            elif client_id is not None and client_id != record.client_id:
-                record = await self._conversations.associate_client(caller, session_id, client_id)
-            if state is not None and state != record.user_state:
-                record = await self._conversations.update_user_state(caller, session_id, state)
-            if wallet is not None and wallet != record.public_key:
-                record = await self._conversations.bind_wallet(caller, session_id, wallet)
-            starting = not self._scheduler.is_busy(session_id)
-            message, record = await self._store.append_message(
-                NewMessage(
-                    session_id=session_id,
-                    thread_id=thread_id or session_id,
-                    role=Role.USER,
-                    content=text,
-                ),
-                mark_processing=starting,
-                expires_at=self._apps.expiry(caller.app, utcnow()),
-                queue_turn=True,
-            )
-            await self._host.refresh(record)
-            await self._announcer.publish(record, MESSAGE_ADDED, {"message": message.as_json()})
-            if starting:
-                await self._announcer.publish(record, PROCESSING_CHANGED, {"is_processing": True})
+            except BaseException:
+                if not self._scheduler.is_busy(session_id):  # give the slot back
+                    await self._limits.turn_ended(caller.app, session_id)
+                raise
             self._scheduler.submit(session_id, limit)
+        return record
+
+    async def _admit(
+        self, caller: Caller, record: SessionRecord | None, session_id: UUID, text: str
+    ) -> None:
+        """The app's limits on messages: bytes per minute, sessions answering at once."""
+        try:
+            await self._limits.message(caller, len(text.encode()))
+            await self._limits.turn_accepted(caller, session_id)
+        except RateLimited as refused:
+            if record is not None:
+                await self._limits.slowed(record, refused)
+            raise
+
+    async def _accept(
+        self,
+        caller: Caller,
+        session_id: UUID,
+        record: SessionRecord | None,
+        text: str,
+        thread_id: UUID | None,
+        state: JSONObject | None,
+        wallet: str | None,
+        legacy_id: str | None,
+        client_id: str | None,
+    ) -> SessionRecord:
+        """Store the message (creating the session first if need be) and its turn."""
+        if record is None:
+            record, _ = await self._conversations.ensure_session(
+                caller,
+                session_id,
+                public_key=wallet,
+                user_state=state,
+                legacy_id=legacy_id,
+                client_id=client_id,
+            )
+        elif client_id is not None and client_id != record.client_id:
+            record = await self._conversations.associate_client(caller, session_id, client_id)
+        if state is not None and state != record.user_state:
+            record = await self._conversations.update_user_state(caller, session_id, state)
+        if wallet is not None and wallet != record.public_key:
+            record = await self._conversations.bind_wallet(caller, session_id, wallet)
+        starting = not self._scheduler.is_busy(session_id)
+        message, record = await self._store.append_message(
+            NewMessage(
+                session_id=session_id,
+                thread_id=thread_id or session_id,
+                role=Role.USER,
+                content=text,
+            ),
+            mark_processing=starting,
+            expires_at=self._apps.expiry(caller.app, utcnow()),
+            queue_turn=True,
+        )
+        await self._host.refresh(record)
+        await self._announcer.publish(record, MESSAGE_ADDED, {"message": message.as_json()})
+        if starting:
+            await self._announcer.publish(record, PROCESSING_CHANGED, {"is_processing": True})
         return record
 
     async def interrupt(self, caller: Caller, session_id: UUID) -> SessionRecord:
@@ -204,3 +243,5 @@ class Turns:
         record = await self._host.update(session_id, {"is_processing": on})
         if record is not None:
             await self._announcer.publish(record, PROCESSING_CHANGED, {"is_processing": on})
+            if not on:
+                await self._limits.turn_ended(record.app, session_id)
