@@ -334,7 +334,9 @@ def _limits(where: str, table: Any) -> RateLimits:
     known = RateLimits.__dataclass_fields__
     for name, value in table.items():
         if name not in known:
-            raise SettingsError(f"{where}.limits: unknown limit {name!r} (known: {', '.join(known)})")
+            raise SettingsError(
+                f"{where}.limits: unknown limit {name!r} (known: {', '.join(known)})"
+            )
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise SettingsError(f"{where}.limits.{name} must be a whole number >= 0 (0: no limit)")
     return RateLimits(**table)
