@@ -8,6 +8,8 @@ python server.py keys revoke PREFIX
 python server.py export-schema [PATH]             write the GraphQL SDL
 python server.py documents load [PATH...]         trust GraphQL documents (.graphql, .json)
 python server.py documents list
+python server.py sessions list|show|export|delete [filters]   (commands/admin.py)
+python server.py stats                            sessions, messages, turns, replicas
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from starlette.routing import Route, WebSocketRoute
 from tortoise import Tortoise
 from tortoise.contrib.starlette import RegisterTortoise
 
+from commands import admin as admin_commands
 from edge import ClientLimits, RequestLimits, effective_connection_cap, http_protocol
 from edge.cors import Cors
 from resolvers import confab_schema
@@ -164,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if command == "documents":
             return asyncio.run(_documents_command(settings, args))
+        if command in ("sessions", "stats"):
+            return asyncio.run(admin_commands.run(settings, args))
         return asyncio.run(_keys_command(settings, args))
     except ConfabError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
@@ -322,6 +327,7 @@ def _parser() -> argparse.ArgumentParser:
         help=f".graphql files, directories or JSON manifests (default {OPERATIONS_PATH})",
     )
     documents_commands.add_parser("list", help="list the trusted documents")
+    admin_commands.register(commands)
     return parser
 
 

@@ -144,6 +144,8 @@ class Settings:
     janitor_batch: int = 500
     cache_idle_seconds: float = 900.0
     recovery_seconds: float = 30.0
+    # How often a replica records that it is alive and how busy (`server.py stats`).
+    heartbeat_seconds: float = 10.0
     bench_baselines: bool = False
     # Encrypts the secrets and provider keys clients store; without it those
     # endpoints answer 503. Never printed (repr=False).
@@ -231,6 +233,7 @@ class Settings:
             janitor_batch=_int(env, "CONFAB_JANITOR_BATCH", cls.janitor_batch),
             cache_idle_seconds=_float(env, "CONFAB_CACHE_IDLE_SECONDS", cls.cache_idle_seconds),
             recovery_seconds=_float(env, "CONFAB_RECOVERY_SECONDS", cls.recovery_seconds),
+            heartbeat_seconds=_float(env, "CONFAB_HEARTBEAT_SECONDS", cls.heartbeat_seconds),
             bench_baselines=bool(_optional_bool(env, "CONFAB_BENCH_BASELINES")),
             secret_key=_secret_key(env),
             secret_idle_seconds=_int(env, "CONFAB_SECRET_IDLE_SECONDS", cls.secret_idle_seconds),

@@ -3,6 +3,7 @@
 from models.conversation import Message, Session, SystemEvent, Thread, Turn
 from models.credentials import ClientSecret, ProviderKey
 from models.documents import TrustedDocument
+from models.operations import Replica
 from models.tenancy import ApiKey, App
 
 MODEL_MODULES = [
@@ -10,6 +11,7 @@ MODEL_MODULES = [
     "models.conversation",
     "models.documents",
     "models.credentials",
+    "models.operations",
 ]
 MIGRATIONS_MODULE = "models.migrations"
 
@@ -21,6 +23,7 @@ __all__ = [
     "ClientSecret",
     "Message",
     "ProviderKey",
+    "Replica",
     "Session",
     "SystemEvent",
     "Thread",

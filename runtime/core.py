@@ -20,6 +20,7 @@ from runtime.janitor import Janitor
 from runtime.leases import create_leases
 from runtime.rate_limits import RateLimiter, create_counters
 from runtime.recovery import Recovery
+from runtime.replicas import Heartbeat, Load
 from runtime.sessions import SessionHost
 from runtime.simulation import Simulators
 from runtime.snapshots import Snapshots
@@ -83,6 +84,7 @@ class Runtime:
             settings,
             sweeps=[self.vault.secrets.sweep] if self.vault else [],
         )
+        self.heartbeat = Heartbeat(self._load, settings.heartbeat_seconds)
         self.snapshots = Snapshots(
             self.sessions, self.store, self.turns.streams, settings.rest_history_limit
         )
@@ -92,6 +94,7 @@ class Runtime:
         await self.events.start()
         self.janitor.start()
         self.recovery.start()
+        self.heartbeat.start()
         return self
 
     async def __aexit__(
@@ -101,6 +104,10 @@ class Runtime:
         tb: TracebackType | None,
     ) -> None:
         await self.apps.aclose()
+        try:
+            await self.heartbeat.stop()
+        except Exception as exc:  # the database may be gone: the row goes stale instead
+            logger.warning("could not remove this replica's heartbeat: %s", type(exc).__name__)
         await self.recovery.stop()
         await self.janitor.stop()
         await self.turns.shutdown()
@@ -109,6 +116,13 @@ class Runtime:
         await self.leases.aclose()
         await self.limits.aclose()
         await self.sessions.shutdown()
+
+    def _load(self) -> Load:
+        return Load(
+            subscribers=self.events.subscriber_count(),
+            cached_sessions=self.sessions.health()["cached_sessions"],
+            running_turns=self.turns.busy_sessions,
+        )
 
     async def ready(self) -> dict[str, str]:
         """What each backing service says; raises nothing, reports failures as text."""

@@ -33,6 +33,8 @@ class SessionQuery:
     limit: int = 50
     # Keyset cursor: sessions strictly older in (last_active_at, id) order.
     after: tuple[datetime, UUID] | None = None
+    # Only sessions last active before this time (operators' clean-ups).
+    active_before: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

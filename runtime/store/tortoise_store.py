@@ -125,6 +125,8 @@ class TortoiseStore:
             rows = rows.filter(public_key=query.public_key)
         if query.archived is not None:
             rows = rows.filter(is_archived=query.archived)
+        if query.active_before is not None:
+            rows = rows.filter(last_active_at__lt=query.active_before)
         if query.after is not None:
             active, last_id = query.after
             rows = rows.filter(

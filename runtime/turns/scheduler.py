@@ -99,6 +99,11 @@ class TurnScheduler:
     def is_busy(self, session_id: UUID) -> bool:
         return session_id in self._work
 
+    @property
+    def busy_sessions(self) -> int:
+        """Sessions with turns queued or running here."""
+        return len(self._work)
+
     async def interrupt(self, session_id: UUID) -> bool:
         """Cancel the running turn and drop the queued ones; False if idle here."""
         await self._queue.cancel_queued(session_id)

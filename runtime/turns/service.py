@@ -229,6 +229,11 @@ class Turns:
         """Whether this replica has turns of the session queued or running."""
         return self._scheduler.is_busy(session_id)
 
+    @property
+    def busy_sessions(self) -> int:
+        """Sessions with turns queued or running on this replica."""
+        return self._scheduler.busy_sessions
+
     def streaming(self, session_id: UUID) -> StreamingMessage | None:
         return self.streams.get(session_id)
 

@@ -1,0 +1,1 @@
+"""`server.py`'s operator commands beyond serving (each module one command group)."""

@@ -1,0 +1,233 @@
+"""`server.py sessions list|show|export|delete` and `server.py stats`.
+
+Filters: `--app` (repeatable), `--wallet`, `--older-than` (no activity for that
+long: `30d`, `12h`, `45m`, `90s`), `--archived` / `--active`. Sessions are named by
+their id as clients send it (a UUID or a legacy text id). Deleting by filter
+needs `--yes`; without it the command only says what it would delete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from tortoise import Tortoise
+
+from runtime.admin import Admin, SessionFilter, Stats
+from runtime.clock import utcnow
+from runtime.core import Runtime
+from runtime.database import apply_migrations, tortoise_config
+from runtime.errors import InvalidInput
+from runtime.exports import session_json
+from runtime.records import SessionRecord
+from runtime.session_ids import session_name
+from runtime.validation import public_key_arg
+from settings import Settings
+
+_DURATION = re.compile(r"(\d+)([smhd])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sessions = commands.add_parser("sessions", help="find, show, export and delete sessions")
+    verbs = sessions.add_subparsers(dest="sessions_command", required=True)
+    listing = verbs.add_parser("list", help="sessions matching the filters, newest activity first")
+    _filters(listing)
+    listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    show = verbs.add_parser("show", help="a session and its threads")
+    show.add_argument("id")
+    export = verbs.add_parser("export", help="a session as one JSON document")
+    export.add_argument("id")
+    export.add_argument("--out", help="write to this file (default: standard output)")
+    delete = verbs.add_parser("delete", help="delete sessions by id, or all matching filters")
+    delete.add_argument("ids", nargs="*", help="session ids")
+    _filters(delete)
+    delete.add_argument("--yes", action="store_true", help="really delete what the filters match")
+    stats = commands.add_parser("stats", help="sessions, messages, turns and live replicas")
+    stats.add_argument("--json", action="store_true")
+
+
+def _filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--app", action="append", default=[], help="only this app (repeatable)")
+    parser.add_argument("--wallet", help="only sessions bound to this wallet (0x...)")
+    parser.add_argument("--older-than", help="no activity for this long: 30d, 12h, 45m, 90s")
+    state = parser.add_mutually_exclusive_group()
+    state.add_argument("--archived", action="store_true", help="only archived sessions")
+    state.add_argument("--active", action="store_true", help="only sessions not archived")
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    async with _admin(settings) as admin:
+        if args.command == "stats":
+            _print_stats(await admin.stats(), args.json)
+            return 0
+        verb = args.sessions_command
+        if verb == "list":
+            async for record in admin.sessions(_filter(args, settings), args.limit):
+                _print_session(record, args.json)
+            return 0
+        if verb in ("show", "export"):
+            document = await admin.export(session_name("id", args.id).id)
+            if verb == "show":
+                _print_show(document)
+            else:
+                _write(document, args.out)
+            return 0
+        return await _delete(admin, args, settings)
+
+
+async def _delete(admin: Admin, args: argparse.Namespace, settings: Settings) -> int:
+    if args.ids:
+        if _has_filters(args):
+            raise InvalidInput("ids", "give session ids or filters, not both")
+        for text in args.ids:
+            record = await admin.session(session_name("id", text).id)
+            await admin.delete(record)
+            print(f"deleted {record.public_id}")
+        return 0
+    if not _has_filters(args):
+        raise InvalidInput(
+            "filters", "name sessions by id, or filter them (--app, --older-than...)"
+        )
+    matched = [record async for record in admin.sessions(_filter(args, settings), None)]
+    if not args.yes:
+        print(f"{len(matched)} sessions match; run again with --yes to delete them")
+        return 0
+    deleted = 0
+    for record in matched:
+        deleted += await admin.delete(record)
+    print(f"deleted {deleted} sessions")
+    return 0
+
+
+@asynccontextmanager
+async def _admin(settings: Settings) -> AsyncIterator[Admin]:
+    if settings.migrate_on_startup:
+        await apply_migrations(settings)
+    await Tortoise.init(config=tortoise_config(settings))
+    runtime = Runtime(settings)
+    await runtime.events.start()
+    try:
+        yield Admin(runtime)
+    finally:
+        await runtime.events.stop()
+        await runtime.sessions.shutdown()
+        await runtime.limits.aclose()
+        await runtime.leases.aclose()
+        await Tortoise.close_connections()
+
+
+def _filter(args: argparse.Namespace, settings: Settings) -> SessionFilter:
+    unknown = [app for app in args.app if app not in settings.apps]
+    if unknown:
+        raise InvalidInput(
+            "--app", f"unknown app {unknown[0]!r} (apps: {', '.join(settings.apps)})"
+        )
+    return SessionFilter(
+        apps=tuple(args.app),
+        public_key=None if args.wallet is None else public_key_arg("--wallet", args.wallet),
+        active_before=None if args.older_than is None else utcnow() - _duration(args.older_than),
+        archived=True if args.archived else False if args.active else None,
+    )
+
+
+def _has_filters(args: argparse.Namespace) -> bool:
+    return bool(args.app or args.wallet or args.older_than or args.archived or args.active)
+
+
+def _duration(text: str) -> timedelta:
+    found = _DURATION.fullmatch(text.strip())
+    if found is None:
+        raise InvalidInput("--older-than", f"{text!r} is not a duration like 30d, 12h, 45m, 90s")
+    return timedelta(seconds=int(found[1]) * _UNITS[found[2]])
+
+
+def _print_session(record: SessionRecord, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(session_json(record), ensure_ascii=False))
+        return
+    title = (record.title or "New chat")[:40]
+    state = "archived" if record.is_archived else "active"
+    print(
+        f"{record.public_id:<38} {record.app:<12} {record.last_active_at:%Y-%m-%d %H:%M} "
+        f"{state:<8} {record.public_key or '-':<42} {title}"
+    )
+
+
+def _print_show(document: dict[str, Any]) -> None:
+    session = document["session"]
+    for name in (
+        "id",
+        "legacy_id",
+        "app",
+        "title",
+        "public_key",
+        "model",
+        "is_archived",
+        "created_at",
+        "last_active_at",
+        "expires_at",
+    ):
+        print(f"{name:<15} {session[name]}")
+    for thread in document["threads"]:
+        kind = "primary" if thread["is_primary"] else "thread"
+        print(f"{kind} {thread['id']}: {len(thread['messages'])} messages")
+        for message in thread["messages"][-5:]:
+            print(f"  {message['role']:<9} {message['content'][:100]!r}")
+    print(f"system events: {len(document['system_events'])}")
+
+
+def _write(document: dict[str, Any], out: str | None) -> None:
+    text = json.dumps(document, ensure_ascii=False, indent=2)
+    if out is None:
+        sys.stdout.write(text + "\n")
+    else:
+        with open(out, "w", encoding="utf-8") as file:
+            file.write(text + "\n")
+        print(f"wrote {out}", file=sys.stderr)
+
+
+def _print_stats(stats: Stats, as_json: bool) -> None:
+    replicas = [
+        {
+            "id": r.id,
+            "host": r.host,
+            "pid": r.pid,
+            "subscribers": r.subscribers,
+            "cached_sessions": r.cached_sessions,
+            "running_turns": r.running_turns,
+            "seen_at": r.seen_at.isoformat(),
+        }
+        for r in stats.replicas
+    ]
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "sessions": stats.sessions_by_app,
+                    "messages": stats.messages,
+                    "turns": stats.turns_by_status,
+                    "replicas": replicas,
+                }
+            )
+        )
+        return
+    total = sum(stats.sessions_by_app.values())
+    apps = ", ".join(f"{app} {n}" for app, n in sorted(stats.sessions_by_app.items()))
+    print(f"sessions  {total} ({apps or 'none'})")
+    print(f"messages  {stats.messages}")
+    turns = ", ".join(f"{status} {n}" for status, n in sorted(stats.turns_by_status.items()))
+    print(f"turns     {turns or 'none'}")
+    print(f"replicas  {len(replicas)}")
+    for r in replicas:
+        print(
+            f"  {r['id']:<48} subscribers {r['subscribers']:<6} cached {r['cached_sessions']:<6} "
+            f"busy sessions {r['running_turns']}"
+        )
