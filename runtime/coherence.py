@@ -13,8 +13,9 @@ import logging
 from typing import Protocol
 from uuid import UUID
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
+
+from runtime.redis_clients import redis_client, uses_redis
 
 logger = logging.getLogger(__name__)
 
@@ -56,20 +57,20 @@ class LocalCoherence:
 
 class RedisCoherence:
     def __init__(self, url: str) -> None:
-        self._redis = Redis.from_url(url, socket_timeout=1, socket_connect_timeout=0.5)
+        self._redis = redis_client(url, socket_timeout=1, socket_connect_timeout=0.5)
         self._raise = self._redis.register_script(_RAISE)
 
     async def is_current(self, session_id: UUID, version: int) -> bool:
         try:
             latest = await self._redis.get(_key(session_id))
-        except (RedisError, OSError):
+        except (RedisError, RedisClusterException, OSError):
             return False
         return latest is not None and int(latest) <= version
 
     async def written(self, session_id: UUID, version: int) -> None:
         try:
             await self._raise(keys=[_key(session_id)], args=[version, KEY_TTL])
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             # Readers that cannot see this version reload from the database anyway
             # (a missing or older key is never taken as current for a newer write).
             logger.warning("could not record session %s version %d: %s", session_id, version, exc)
@@ -77,7 +78,7 @@ class RedisCoherence:
     async def deleted(self, session_id: UUID) -> None:
         try:
             await self._redis.delete(_key(session_id))
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             logger.warning("could not drop session %s version: %s", session_id, exc)
 
     async def aclose(self) -> None:
@@ -89,6 +90,6 @@ def _key(session_id: UUID) -> str:
 
 
 def create_coherence(event_bus_url: str) -> Coherence:
-    if event_bus_url.startswith(("redis://", "rediss://", "unix://")):
+    if uses_redis(event_bus_url):
         return RedisCoherence(event_bus_url)
     return LocalCoherence()

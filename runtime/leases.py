@@ -10,7 +10,7 @@ import time
 import uuid
 from typing import Protocol
 
-from redis.asyncio import Redis
+from runtime.redis_clients import redis_client, uses_redis
 
 # Release only our own lease: compare the holder before deleting.
 _RELEASE = """
@@ -70,7 +70,7 @@ class MemoryLeases:
 class RedisLeases:
     def __init__(self, url: str) -> None:
         self.holder = f"replica-{uuid.uuid4().hex[:12]}"
-        self._redis = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1)
+        self._redis = redis_client(url, socket_timeout=2, socket_connect_timeout=1)
         self._release = self._redis.register_script(_RELEASE)
         self._renew = self._redis.register_script(_RENEW)
 
@@ -93,6 +93,6 @@ class RedisLeases:
 
 
 def create_leases(event_bus_url: str) -> Leases:
-    if event_bus_url.startswith(("redis://", "rediss://", "unix://")):
+    if uses_redis(event_bus_url):
         return RedisLeases(event_bus_url)
     return MemoryLeases()

@@ -29,14 +29,14 @@ from collections.abc import Awaitable
 from typing import Protocol, TypeVar
 from uuid import UUID
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from runtime.announcer import Announcer
 from runtime.apps import AppRegistry, Caller
 from runtime.errors import InvalidInput, RateLimited
 from runtime.events.envelope import SYSTEM_NOTICE
 from runtime.records import SessionRecord
+from runtime.redis_clients import redis_client, uses_redis
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -153,7 +153,7 @@ class MemoryCounters:
 
 class RedisCounters:
     def __init__(self, url: str) -> None:
-        self._redis = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1)
+        self._redis = redis_client(url, socket_timeout=2, socket_connect_timeout=1)
         self._take = self._redis.register_script(_TAKE)
         self._hold = self._redis.register_script(_HOLD)
 
@@ -181,7 +181,7 @@ class RedisCounters:
 
 
 def create_counters(event_bus_url: str) -> Counters:
-    if event_bus_url.startswith(("redis://", "rediss://", "unix://")):
+    if uses_redis(event_bus_url):
         return RedisCounters(event_bus_url)
     return MemoryCounters()
 
@@ -286,7 +286,7 @@ class RateLimiter:
     async def _counted(call: Awaitable[T], if_unavailable: T) -> T:
         try:
             return await call
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
             logger.warning("rate limits not counted: Redis unavailable (%s)", type(exc).__name__)
             return if_unavailable
 

@@ -17,6 +17,7 @@ from strawberry.utils.operation import get_operation_type
 
 from graphql import GraphQLError, execute, specified_rules
 from runtime.errors import ConfabError, RateLimited
+from runtime.redis_clients import uses_redis
 from schema.context import Context
 from schema.cost import cost_error, cost_report
 from schema.documents import PreparedDocuments
@@ -275,7 +276,7 @@ def build_schema(
         max_cost=settings.graphql_max_cost,
     )
     # Shared by replicas through Redis when the event bus is Redis.
-    shared = settings.event_bus_url.startswith(("redis://", "rediss://", "unix://"))
+    shared = uses_redis(settings.event_bus_url)
     persisted = PersistedQueries(
         trusted_only=settings.graphql_trusted_documents,
         cache_size=settings.graphql_cache_size,

@@ -35,17 +35,20 @@ import logging
 import re
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from graphql import GraphQLError, GraphQLSchema, specified_rules
 from runtime.memo import Memo
+from runtime.redis_clients import redis_client
 from runtime.trusted_documents import documents_after
 from schema.documents import PreparedDocument, PreparedDocuments
 from schema.errors import BAD_REQUEST, RequestErrors, request_error
 from schema.trusted import is_introspection, operation_identity, sha256_hex
+
+if TYPE_CHECKING:
+    from runtime.redis_clients import AnyRedis
 
 logger = logging.getLogger(__name__)
 
@@ -249,17 +252,17 @@ class SharedDocuments:
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._client: Redis | None = None
+        self._client: AnyRedis | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._down_until = 0.0
 
-    def _redis(self) -> Redis | None:
+    def _redis(self) -> AnyRedis | None:
         if time.monotonic() < self._down_until:
             return None
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
             # Created in the loop that uses it (a client is bound to its loop).
-            self._client = Redis.from_url(self._url, socket_timeout=1, socket_connect_timeout=0.5)
+            self._client = redis_client(self._url, socket_timeout=1, socket_connect_timeout=0.5)
             self._loop = loop
         return self._client
 
@@ -269,7 +272,7 @@ class SharedDocuments:
             return None
         try:
             value = await redis.getex(KEY_PREFIX + digest, ex=TTL_SECONDS)
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             self._failed(exc)
             return None
         if value is None:
@@ -295,7 +298,7 @@ class SharedDocuments:
                 )
                 if evicted:
                     await redis.delete(*(KEY_PREFIX + m.decode() for m, _ in evicted))
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             self._failed(exc)
 
     def _failed(self, exc: BaseException) -> None:

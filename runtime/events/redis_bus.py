@@ -33,6 +33,7 @@ from redis.retry import Retry
 
 from runtime.events.bus import EventBus, LogRead, log_read
 from runtime.events.envelope import Event, body_json, first_cursor, from_json, utc_now
+from runtime.events.session_keys import session_keys
 
 logger = logging.getLogger(__name__)
 
@@ -59,15 +60,15 @@ PUBLISH_WAIT = 2.0
 
 
 def _counter_key(session_id: UUID) -> str:
-    return f"confab:seq:{session_id}"
+    return session_keys(session_id, cluster=False).counter
 
 
 def _stream_key(session_id: UUID) -> str:
-    return f"confab:log:{session_id}"
+    return session_keys(session_id, cluster=False).stream
 
 
 def _channel(session_id: UUID) -> str:
-    return f"confab:ev:{session_id}"
+    return session_keys(session_id, cluster=False).channel
 
 
 @dataclass(frozen=True, slots=True)
