@@ -2,6 +2,7 @@
 
 python server.py [serve] [--host H] [--port P]   run the server
 python server.py migrate                          apply database migrations
+python server.py check-config                     check settings and apps file; exit 2 if bad
 python server.py keys create --app NAME [--label L]
 python server.py keys list
 python server.py keys revoke PREFIX
@@ -43,6 +44,7 @@ from rest import baselines, rest_routes
 from rest.errors import handle_http_error
 from runtime import keys
 from runtime.apps import AppRegistry
+from runtime.config_check import check_apps
 from runtime.core import Runtime
 from runtime.database import (
     apply_migrations,
@@ -152,6 +154,20 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "serve"
     if command != "serve":
         logging.getLogger("tortoise").setLevel(logging.WARNING)
+    if command in ("serve", "check-config"):
+        try:
+            # What only building the apps can check.
+            check_apps(settings.apps, f"CONFAB_CONFIG {settings.config_file}")
+        except SettingsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    if command == "check-config":
+        print(
+            f"config ok: apps {', '.join(sorted(settings.apps))}; "
+            f"database {redacted(settings.database_url)}; "
+            f"event bus {redacted(settings.event_bus_url)}"
+        )
+        return 0
     if command == "serve":
         return serve(
             settings.with_overrides(
@@ -308,6 +324,7 @@ def _parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--host", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     serve_parser.add_argument("--port", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     commands.add_parser("migrate", help="apply database migrations")
+    commands.add_parser("check-config", help="check the settings and apps file, then exit")
     export = commands.add_parser("export-schema", help="write the GraphQL SDL")
     export.add_argument("path", nargs="?", help=f"default {SCHEMA_PATH}")
     keys_parser = commands.add_parser("keys", help="manage app keys")

@@ -1,4 +1,5 @@
-"""Confab's settings: environment variables, plus an optional TOML file for apps.
+"""Confab's settings: environment variables, plus an optional TOML file for apps
+(read by apps_config.py).
 
 Every field has an env var and a default; the README lists them all. The TOML
 file (``CONFAB_CONFIG``) describes the apps (tenants) beyond ``default``:
@@ -27,68 +28,80 @@ file (``CONFAB_CONFIG``) describes the apps (tenants) beyond ``default``:
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-DEFAULT_APP = "default"
+from apps_config import (
+    BUILTIN_TOOL_NAMES,
+    DEFAULT_APP,
+    AppConfig,
+    ModelConfig,
+    RateLimits,
+    SettingsError,
+    default_app,
+    load_apps,
+)
+
 DEFAULT_DATABASE_URL = "sqlite://confab.sqlite3"
-BUILTIN_TOOL_NAMES = ("current_time", "calculator", "wallet_address")
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+LOG_FORMATS = ("text", "json")
+# The smallest value each numeric setting takes (its env var is CONFAB_<NAME>).
+_MINIMUMS: dict[str, float] = {
+    "db_pool_max": 1,
+    "db_timeout": 0.1,
+    "db_command_timeout": 0.1,
+    "session_cache_size": 1,
+    "graphql_max_depth": 1,
+    "graphql_max_tokens": 1,
+    "graphql_max_aliases": 0,
+    "graphql_cache_size": 1,
+    "graphql_max_cost": 1,
+    "graphql_max_response_bytes": 1,
+    "graphql_max_body_bytes": 1,
+    "graphql_batch_limit": 0,
+    "rest_max_body_bytes": 1,
+    "ws_max_message_bytes": 1,
+    "json_max_depth": 1,
+    "header_timeout": 0.1,
+    "body_timeout": 0.1,
+    "max_connections": 1,
+    "auth_failures_per_minute": 0,
+    "event_queue_limit": 1,
+    "event_replay_limit": 0,
+    "ws_max_subscriptions": 1,
+    "ws_init_timeout": 0.1,
+    "key_cache_ttl": 0,
+    "rest_history_limit": 1,
+    "sse_keepalive": 0.1,
+    "janitor_interval": 0.1,
+    "janitor_batch": 1,
+    "cache_idle_seconds": 0.1,
+    "recovery_seconds": 0.3,
+    "heartbeat_seconds": 0.05,
+    "secret_idle_seconds": 1,
+    "secrets_per_client": 1,
+    "secret_max_bytes": 1,
+    "simulator_timeout": 0.1,
+}
 
 
-class SettingsError(ValueError):
-    """A setting or the config file is invalid; the message names the culprit."""
+def _env_name(field_name: str) -> str:
+    return f"CONFAB_{field_name.upper()}"
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    backend: str = "builtin"
-    models: tuple[str, ...] = ("builtin",)
-    system_prompt: str = "You are a helpful assistant."
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class RateLimits:
-    """How fast one app, and one client of it, may go (0: no limit). A client is a
-    peer address (runtime/rate_limits.py)."""
-
-    # Requests (REST requests, GraphQL operations) per minute, per client.
-    requests_per_minute: int = 0
-    # Requests per minute for the whole app, all clients together.
-    app_requests_per_minute: int = 0
-    # Bytes of chat messages one client may send per minute.
-    message_bytes_per_minute: int = 0
-    # Sessions of one client answering at once (a session's turns run one at a time).
-    concurrent_turns: int = 0
-
-
-@dataclass(frozen=True)
-class AppConfig:
-    name: str
-    display_name: str
-    session_ttl: int = 0
-    queue_limit: int = 16
-    model: ModelConfig = field(default_factory=ModelConfig)
-    tools: tuple[str, ...] = BUILTIN_TOOL_NAMES
-    custom_tools: Mapping[str, str] = field(default_factory=dict)
-    # Web origins of the app's frontends: a keyless REST request from one acts in
-    # this app (the legacy keyless trust; strict keys turn it off).
-    origins: tuple[str, ...] = ()
-    # The legacy rule that a wallet's session list is not secret: a keyless listing
-    # by wallet includes this app's sessions (ids and titles).
-    keyless_wallet_listing: bool = False
-    # Clients may store their own model provider keys, which their turns then use.
-    provider_keys: bool = True
-    # `module:function` that simulates transactions (POST /api/simulate); None: 501.
-    simulator: str | None = None
-    limits: RateLimits = field(default_factory=RateLimits)
-
-
-def default_app() -> AppConfig:
-    return AppConfig(name=DEFAULT_APP, display_name="Default")
+__all__ = [
+    "BUILTIN_TOOL_NAMES",
+    "DEFAULT_APP",
+    "AppConfig",
+    "ModelConfig",
+    "RateLimits",
+    "Settings",
+    "SettingsError",
+    "default_app",
+    "load_apps",
+]
 
 
 @dataclass(frozen=True)
@@ -103,6 +116,10 @@ class Settings:
     config_file: str | None = None
     store: str | None = None
     log_level: str = "info"
+    # Log lines as text (the default) or one JSON object per line (docs/observability.md).
+    log_format: str = "text"
+    # Prometheus metrics: "on" (/metrics on the main port), "off", or "port:NNNN".
+    metrics: str = "on"
     session_cache_size: int = 10_000
     graphql_max_depth: int = 12
     graphql_max_tokens: int = 2_000
@@ -163,9 +180,42 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
     @property
+    def metrics_port(self) -> int | None:
+        """The port of its own that `CONFAB_METRICS=port:NNNN` serves metrics on."""
+        kind, _, number = self.metrics.partition(":")
+        if kind != "port" or not number.isdigit() or not 1 <= int(number) <= 65535:
+            return None
+        return int(number)
+
+    @property
     def migrate_on_startup(self) -> bool:
         """Embedded (SQLite) mode migrates itself; PostgreSQL uses `server.py migrate`."""
         return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    def check(self) -> None:
+        """Ranges and allowed values (types were checked when the env was read);
+        `SettingsError` names the variable and what it takes."""
+        for name, low in _MINIMUMS.items():
+            value = getattr(self, name)
+            if value < low:
+                raise SettingsError(f"{_env_name(name)} must be at least {low}, got {value}")
+        if not 1 <= self.port <= 65535:
+            raise SettingsError(f"CONFAB_PORT must be a port number (1-65535), got {self.port}")
+        if self.log_level not in LOG_LEVELS:
+            raise SettingsError(
+                f"CONFAB_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}"
+            )
+        if self.log_format not in LOG_FORMATS:
+            raise SettingsError(f"CONFAB_LOG_FORMAT must be text or json, got {self.log_format!r}")
+        if self.metrics not in ("on", "off") and self.metrics_port is None:
+            raise SettingsError(
+                f"CONFAB_METRICS must be on, off or port:NNNN (1-65535), got {self.metrics!r}"
+            )
+        if not self.event_bus_url.startswith(("memory://", "redis", "rediss", "unix://")):
+            raise SettingsError(
+                f"CONFAB_EVENT_BUS must be memory:// or a redis:// URL, got "
+                f"{self.event_bus_url.split('://', 1)[0]!r}://..."
+            )
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -174,7 +224,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         config_file = env.get("CONFAB_CONFIG") or None
-        return cls(
+        settings = cls(
             host=env.get("CONFAB_HOST", cls.host),
             port=_int(env, "CONFAB_PORT", cls.port),
             database_url=normalize_database_url(
@@ -187,6 +237,8 @@ class Settings:
             config_file=config_file,
             store=env.get("CONFAB_STORE") or None,
             log_level=env.get("CONFAB_LOG_LEVEL", cls.log_level).lower(),
+            log_format=env.get("CONFAB_LOG_FORMAT", cls.log_format).strip().lower(),
+            metrics=env.get("CONFAB_METRICS", cls.metrics).strip().lower(),
             session_cache_size=_int(env, "CONFAB_SESSION_CACHE_SIZE", cls.session_cache_size),
             graphql_max_depth=_int(env, "CONFAB_GRAPHQL_MAX_DEPTH", cls.graphql_max_depth),
             graphql_max_tokens=_int(env, "CONFAB_GRAPHQL_MAX_TOKENS", cls.graphql_max_tokens),
@@ -242,6 +294,8 @@ class Settings:
             simulator_timeout=_float(env, "CONFAB_SIMULATOR_TIMEOUT", cls.simulator_timeout),
             apps=load_apps(Path(config_file)) if config_file else {DEFAULT_APP: default_app()},
         )
+        settings.check()
+        return settings
 
 
 def normalize_database_url(url: str) -> str:
@@ -250,127 +304,6 @@ def normalize_database_url(url: str) -> str:
         if url.startswith(alias):
             return "postgres://" + url[len(alias) :]
     return url
-
-
-def load_apps(path: Path) -> dict[str, AppConfig]:
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SettingsError(f"CONFAB_CONFIG: cannot read {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"CONFAB_CONFIG: {path} is not valid TOML: {exc}") from exc
-    apps = {DEFAULT_APP: default_app()}
-    tables = document.get("apps", {})
-    if not isinstance(tables, dict):
-        raise SettingsError("CONFAB_CONFIG: [apps] must be a table of app tables")
-    for name, table in tables.items():
-        apps[name] = _parse_app(name, table)
-    _check_origins_unique(apps)
-    return apps
-
-
-def _check_origins_unique(apps: Mapping[str, AppConfig]) -> None:
-    """An origin picks one app: listed by two, it would pick either."""
-    owner: dict[str, str] = {}
-    for config in apps.values():
-        for origin in config.origins:
-            if origin in owner:
-                raise SettingsError(
-                    f"CONFAB_CONFIG: origin {origin!r} is listed by apps "
-                    f"{owner[origin]!r} and {config.name!r}; an origin picks one app"
-                )
-            owner[origin] = config.name
-
-
-def _parse_app(name: str, table: Any) -> AppConfig:
-    where = f"CONFAB_CONFIG: apps.{name}"
-    if not isinstance(table, dict):
-        raise SettingsError(f"{where} must be a table")
-    if not name.replace("-", "").replace("_", "").isalnum() or len(name) > 64:
-        raise SettingsError(f"{where}: app names are 1-64 letters, digits, '-' or '_'")
-    model_table = table.get("model", {})
-    tools_table = table.get("tools", {})
-    if not isinstance(model_table, dict) or not isinstance(tools_table, dict):
-        raise SettingsError(f"{where}: model and tools must be tables")
-    models = tuple(model_table.get("models", ("builtin",)))
-    if not models or not all(isinstance(m, str) and m for m in models):
-        raise SettingsError(f"{where}.model.models must be a non-empty list of names")
-    model = ModelConfig(
-        backend=str(model_table.get("backend", "builtin")),
-        models=models,
-        system_prompt=str(model_table.get("system_prompt", ModelConfig.system_prompt)),
-        options={
-            k: v for k, v in model_table.items() if k not in {"backend", "models", "system_prompt"}
-        },
-    )
-    ttl = table.get("session_ttl", 0)
-    queue_limit = table.get("queue_limit", 16)
-    if not isinstance(ttl, int) or ttl < 0:
-        raise SettingsError(f"{where}.session_ttl must be a whole number of seconds >= 0")
-    if not isinstance(queue_limit, int) or queue_limit < 1:
-        raise SettingsError(f"{where}.queue_limit must be a whole number >= 1")
-    custom = tools_table.get("custom", {})
-    if not isinstance(custom, dict):
-        raise SettingsError(f"{where}.tools.custom must map tool names to 'module:function'")
-    simulator = table.get("simulator")
-    if simulator is not None and (not isinstance(simulator, str) or ":" not in simulator):
-        raise SettingsError(f"{where}.simulator must be 'module:function'")
-    return AppConfig(
-        name=name,
-        display_name=str(table.get("display_name", name)),
-        session_ttl=ttl,
-        queue_limit=queue_limit,
-        model=model,
-        tools=tuple(tools_table.get("enabled", BUILTIN_TOOL_NAMES)),
-        custom_tools={str(k): str(v) for k, v in custom.items()},
-        origins=_origins(where, table.get("origins", [])),
-        keyless_wallet_listing=_flag(where, table, "keyless_wallet_listing", False),
-        provider_keys=_flag(where, table, "provider_keys", True),
-        simulator=simulator,
-        limits=_limits(where, table.get("limits", {})),
-    )
-
-
-def _limits(where: str, table: Any) -> RateLimits:
-    if not isinstance(table, dict):
-        raise SettingsError(f"{where}.limits must be a table")
-    known = RateLimits.__dataclass_fields__
-    for name, value in table.items():
-        if name not in known:
-            raise SettingsError(
-                f"{where}.limits: unknown limit {name!r} (known: {', '.join(known)})"
-            )
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise SettingsError(f"{where}.limits.{name} must be a whole number >= 0 (0: no limit)")
-    return RateLimits(**table)
-
-
-def _origins(where: str, value: Any) -> tuple[str, ...]:
-    """Web origins as browsers send them: `scheme://host[:port]`, nothing after."""
-    if not isinstance(value, list):
-        raise SettingsError(f"{where}.origins must be a list of origins")
-    origins = []
-    for origin in value:
-        scheme, _, rest = str(origin).partition("://")
-        if (
-            not isinstance(origin, str)
-            or scheme not in ("http", "https")
-            or not rest
-            or any(c in rest for c in "/?#*@ ")
-        ):
-            raise SettingsError(
-                f"{where}.origins: {str(origin)[:80]!r} is not an origin "
-                "(scheme://host[:port], e.g. 'https://app.example')"
-            )
-        origins.append(origin.lower())
-    return tuple(origins)
-
-
-def _flag(where: str, table: Mapping[str, Any], name: str, default: bool) -> bool:
-    value = table.get(name, default)
-    if not isinstance(value, bool):
-        raise SettingsError(f"{where}.{name} must be true or false")
-    return value
 
 
 SECRET_KEY_MIN_CHARS = 32

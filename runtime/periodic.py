@@ -1,4 +1,9 @@
-"""A background job run every N seconds, whose failures are logged and retried."""
+"""A background job run every N seconds, whose failures are logged and retried.
+
+Stopping never cancels a run midway (a cancelled database transaction can leave
+its connection locked): a run in progress gets `STOP_WAIT` seconds to finish,
+and only then is cancelled.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 logger = logging.getLogger(__name__)
+
+STOP_WAIT = 5.0
 
 
 class Periodic:
@@ -20,6 +28,7 @@ class Periodic:
         self._job = job
         self._first = first
         self._task: asyncio.Task[None] | None = None
+        self._run_now: asyncio.Future[Any] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"confab-{self.name}")
@@ -29,13 +38,25 @@ class Periodic:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        current = self._run_now
+        if current is not None and not current.done():
+            try:
+                await asyncio.wait_for(current, STOP_WAIT)
+            except TimeoutError:
+                logger.warning("%s did not finish within %.0f s; cancelled", self.name, STOP_WAIT)
+            except Exception:
+                logger.exception("%s failed while stopping", self.name)
 
     async def _run(self) -> None:
         if not self._first:
             await asyncio.sleep(self.interval)
         while True:
+            self._run_now = asyncio.ensure_future(self._job())
             try:
-                await self._job()
+                # Shielded: a stop waits for this run instead of cutting it short.
+                await asyncio.shield(self._run_now)
+            except asyncio.CancelledError:
+                raise
             except Exception:
                 logger.exception("%s failed; retrying in %.1f s", self.name, self.interval)
             await asyncio.sleep(self.interval)

@@ -125,13 +125,22 @@ def load_tools(enabled: tuple[str, ...], custom: Mapping[str, str]) -> dict[str,
             raise ValueError(f"unknown built-in tool {name!r}")
         tools[name] = BUILTIN_TOOLS[name]
     for name, path in custom.items():
-        module_name, _, attribute = path.partition(":")
-        found = getattr(importlib.import_module(module_name), attribute, None)
-        if not isinstance(found, Tool):
-            raise ValueError(f"tool {name!r}: {path} is not a Tool (use the @tool decorator)")
-        tools[name] = (
-            found
-            if found.name == name
-            else Tool(name, found.description, found.parameters, found.run, found.timeout)
-        )
+        tools[name] = load_custom_tool(name, path)
     return tools
+
+
+def load_custom_tool(name: str, path: str) -> Tool:
+    """The `Tool` at `module:attribute`, under the name the app gives it. Raises
+    `ValueError` saying why it cannot be used (not importable, not a Tool)."""
+    module_name, _, attribute = path.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"{path!r} is not 'module:attribute'")
+    try:
+        found = getattr(importlib.import_module(module_name), attribute, None)
+    except ImportError as exc:
+        raise ValueError(f"cannot import {module_name!r}: {exc}") from exc
+    if not isinstance(found, Tool):
+        raise ValueError(f"{path} is not a Tool (make it with the @tool decorator)")
+    if found.name == name:
+        return found
+    return Tool(name, found.description, found.parameters, found.run, found.timeout)
