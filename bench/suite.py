@@ -11,6 +11,8 @@ scenario's workload is described in its module:
   WebSocket broadcast, and the same with the publisher on the second replica.
 - `bench.ack`: chat acknowledgement, GraphQL and REST, 50 concurrent users.
 - `bench.memory`: resident memory per idle subscriber (10,000 subscribers).
+- `bench.cluster`: fan-out and cross-replica again on a Redis Cluster the suite
+  starts itself (3 masters, 3 replicas), against single Redis in the same run.
 
     python -m bench.suite [--seconds 5] [--connections 8] [--subscribers 1000] ...
 """
@@ -22,7 +24,7 @@ import asyncio
 import time
 from typing import Any
 
-from bench import ack, fanout, memory, reads
+from bench import ack, cluster, fanout, memory, reads
 from bench.common import server, servers, write_result
 
 
@@ -103,7 +105,7 @@ def report_memory(result: dict[str, Any]) -> None:
     )
 
 
-SCENARIOS = ("memory", "reads", "fanout", "ack")
+SCENARIOS = ("memory", "reads", "fanout", "ack", "cluster")
 
 
 async def measure(
@@ -113,7 +115,7 @@ async def measure(
     if "reads" in wanted:
         sizes = {"history": args.history, "wallet_sessions": args.wallet_sessions}
         result["reads"] = await reads.measure(first.url, args.seconds, args.connections, sizes)
-    if "fanout" in wanted:
+    if wanted & {"fanout", "cluster"}:  # the cluster is compared with this run's figures
         result.update(
             await fanout.measure(
                 first.url, second.url, first.key, args.subscribers, args.events, args.interval_ms
@@ -159,6 +161,9 @@ def main() -> None:
     if wanted - {"memory"}:
         with servers({"CONFAB_BENCH_BASELINES": "true"}, 2) as (first, second):
             result.update(asyncio.run(measure(args, wanted, first, second)))
+    if "cluster" in wanted:
+        on_cluster = cluster.measure(args)
+        result["cluster"] = {**on_cluster, "compared": cluster.compare(on_cluster, result)}
     print(
         f"suite: PostgreSQL + Redis, one uvicorn worker per replica; "
         f"reads: {args.connections} connections x {args.seconds} s per scenario"
@@ -171,6 +176,8 @@ def main() -> None:
         report_fanout(result)
     if "ack" in result:
         report_ack(result["ack"], vars(args))
+    if "cluster" in result:
+        cluster.report(result["cluster"]["compared"], verdict)
     elapsed = round(time.monotonic() - started)
     path = write_result("suite", {"params": vars(args), "seconds": elapsed, **result})
     print(f"\n{elapsed} s in all; written to {path}")
