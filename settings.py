@@ -43,6 +43,7 @@ from apps_config import (
     default_app,
     load_apps,
 )
+from runtime.redis_clients import redis_kind
 
 DEFAULT_DATABASE_URL = "sqlite://confab.sqlite3"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -211,11 +212,14 @@ class Settings:
             raise SettingsError(
                 f"CONFAB_METRICS must be on, off or port:NNNN (1-65535), got {self.metrics!r}"
             )
-        if not self.event_bus_url.startswith(("memory://", "redis", "rediss", "unix://")):
+        try:
+            redis_kind(self.event_bus_url)  # the one rule for what the URL names
+        except ValueError:
             raise SettingsError(
-                f"CONFAB_EVENT_BUS must be memory:// or a redis:// URL, got "
+                "CONFAB_EVENT_BUS must be memory:// or a redis:// URL (or rediss://, unix://, "
+                "redis+cluster://host:port,..., rediss+cluster://), got "
                 f"{self.event_bus_url.split('://', 1)[0]!r}://..."
-            )
+            ) from None
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
