@@ -25,8 +25,9 @@ TRANSPORT_WS = "graphql-transport-ws"
 LEGACY_WS = "graphql-ws"
 
 
-def cli(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`server.py ARGS` with `env` over this process's environment."""
+    return subprocess.run(
         [sys.executable, "server.py", *args],
         cwd=ROOT,
         env={**os.environ, **env},
@@ -35,6 +36,11 @@ def cli(env: dict[str, str], *args: str) -> str:
         timeout=60,
         check=False,
     )
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    """Its standard output, once it succeeded."""
+    result = run_cli(env, *args)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 

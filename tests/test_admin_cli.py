@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +15,8 @@ import httpx
 import pytest
 
 from tests.conftest import new_id, new_wallet
-from tests.processes import ROOT, ServerProcess
+from tests.live import run_cli
+from tests.processes import ServerProcess
 from tests.rest_client import (
     assert_error,
     chat_and_wait,
@@ -48,16 +46,7 @@ def admin_server(
         process.stop()
 
 
-def admin(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "server.py", *args],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+admin = run_cli
 
 
 def listed(env: dict[str, str], *filters: str) -> list[dict[str, Any]]:

@@ -3,15 +3,13 @@ with SIGTERM, restarted with every piece of data still there."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import new_id, new_wallet
-from tests.processes import ROOT, ServerProcess
+from tests.live import run_cli
+from tests.processes import ServerProcess
 
 WRITE = """
 mutation($id: ID!, $k: String!) {
@@ -50,15 +48,7 @@ def test_data_survives_a_restart(
         env = {"DATABASE_URL": f"sqlite://{tmp_path / 'restart.sqlite3'}"}
     else:
         env = {"DATABASE_URL": request.getfixturevalue("postgres_url")}
-        migrated = subprocess.run(
-            [sys.executable, "server.py", "migrate"],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        migrated = run_cli(env, "migrate")
         assert migrated.returncode == 0, migrated.stderr
     session_id, wallet = new_id(), new_wallet()
 
