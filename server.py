@@ -39,6 +39,9 @@ from tortoise.contrib.starlette import RegisterTortoise
 from commands import admin as admin_commands
 from edge import ClientLimits, RequestLimits, effective_connection_cap, http_protocol
 from edge.cors import Cors
+from edge.listen import ListenError, bind_listener
+from edge.metrics_endpoint import metrics_route, metrics_server
+from edge.observe import Observe
 from resolvers import confab_schema
 from rest import baselines, rest_routes
 from rest.errors import handle_http_error
@@ -53,6 +56,9 @@ from runtime.database import (
     tortoise_config,
 )
 from runtime.errors import ConfabError
+from runtime.telemetry import tracing
+from runtime.telemetry.logs import configure_logging
+from runtime.telemetry.metrics import Metrics
 from runtime.trusted_documents import add_documents, documents_after
 from schema.build import ConfabSchema
 from schema.graphiql_page import graphiql_asset
@@ -68,6 +74,8 @@ SCHEMA_PATH = Path(__file__).parent / "graphql" / "schema.graphql"
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
+    # Per application (tests run several in one process); None when off.
+    metrics = None if settings.metrics == "off" else Metrics()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -83,7 +91,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     generate_schemas=":memory:" in settings.database_url,
                 )
             )
-            app.state.runtime = await stack.enter_async_context(Runtime(settings))
+            app.state.runtime = await stack.enter_async_context(Runtime(settings, metrics=metrics))
+            if metrics is not None:
+                metrics.watch(app.state.runtime)
+                stack.callback(metrics.forget)
+                if settings.metrics_port is not None:
+                    await stack.enter_async_context(
+                        metrics_server(metrics, settings.host, settings.metrics_port)
+                    )
             # Long-lived responses (SSE) end when this is set: on SIGTERM (see
             # `ConfabServer`) or, at the latest, when the lifespan ends.
             app.state.shutting_down = asyncio.Event()
@@ -95,6 +110,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield
 
     graphql_app = ConfabGraphQL(confab_schema(settings), settings)
+    graphql_app.schema.metrics = metrics  # type: ignore[attr-defined]
     routes = [
         # graphql-sse requests (both modes) go to GraphQLOverSSE, the rest to the view.
         Route(
@@ -108,13 +124,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/readyz", readyz),
         *rest_routes(settings),
         *(baselines.routes if settings.bench_baselines else []),
+        *([metrics_route(metrics)] if metrics and settings.metrics_port is None else []),
     ]
     # Unknown paths and wrong methods answer in the REST layer's JSON error shape,
     # including paths the /api mount cannot match (e.g. with a newline in them).
     handlers = {404: handle_http_error, 405: handle_http_error}
     # One CORS policy for every route (outermost: the edge's refusals carry it too),
     # then body size and JSON depth, checked before any route reads a byte.
+    # Request ids, the access log, HTTP metrics and spans (edge/observe.py) outside all.
     middleware = [
+        Middleware(Observe, metrics=metrics),
         Middleware(Cors, origins=settings.cors_origins),
         Middleware(RequestLimits, settings=settings),
     ]
@@ -147,10 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level, settings.log_format)
     command = args.command or "serve"
     if command != "serve":
         logging.getLogger("tortoise").setLevel(logging.WARNING)
@@ -192,12 +208,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(settings: Settings) -> int:
-    logger.info(
-        "Confab listening on http://%s:%d (database: %s)",
-        settings.host,
-        settings.port,
-        redacted(settings.database_url),
-    )
+    try:
+        listener = bind_listener(settings.host, settings.port)
+    except ListenError as exc:
+        logger.error("%s", exc)
+        return 2
+    tracing.setup_from_env()
     limits = ClientLimits(
         header_timeout=settings.header_timeout,
         body_timeout=settings.body_timeout,
@@ -208,6 +224,10 @@ def serve(settings: Settings) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # Logging is configured once, in main (runtime/telemetry/logs.py); the
+        # access log is Confab's own (edge/observe.py), with the request id.
+        log_config=None,
+        access_log=False,
         lifespan="on",
         # SIGTERM: stop accepting, let requests in flight finish, then run shutdown.
         timeout_graceful_shutdown=10,
@@ -218,7 +238,7 @@ def serve(settings: Settings) -> int:
         # A larger WebSocket message closes the socket with 1009.
         ws_max_size=settings.ws_max_message_bytes,
     )
-    ConfabServer(config).run()
+    ConfabServer(config, settings).run(sockets=[listener])
     return 0
 
 
@@ -226,8 +246,22 @@ class ConfabServer(uvicorn.Server):
     """Uvicorn, telling the app a shutdown has begun before it waits for open
     connections: event streams end at once instead of holding the shutdown."""
 
+    def __init__(self, config: uvicorn.Config, settings: Settings) -> None:
+        super().__init__(config)
+        self.settings = settings
+
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
+        if self.started:  # the socket accepts: now it is true
+            where = sockets[0].getsockname() if sockets else (self.config.host, self.config.port)
+            host, port = where[0], where[1]
+            logger.info(
+                "Confab listening on http://%s:%d (database: %s, event bus: %s)",
+                host,
+                port,
+                redacted(self.settings.database_url),
+                redacted(self.settings.event_bus_url),
+            )
         # Everything built so far (schema, types, modules) lives as long as the
         # process: out of the collector's sight, full collections stop walking it
         # and stop pausing requests for milliseconds.

@@ -29,6 +29,7 @@ from runtime.credentials import app_from_request, client_host, key_from_headers
 from runtime.errors import RateLimited, Unauthenticated
 from runtime.records import JSONObject, SessionRecord
 from runtime.session_ids import SessionName, session_name
+from runtime.telemetry.context import app_name
 from runtime.validation import opaque_id_arg
 from settings import DEFAULT_APP
 
@@ -131,6 +132,7 @@ async def _admit(request: Request, caller: Caller, record: SessionRecord | None)
     if getattr(request.state, "admitted", False):
         return
     request.state.admitted = True
+    app_name.set(caller.app)  # for the request's log lines
     limits = runtime_of(request).limits
     try:
         await limits.request(caller)

@@ -26,6 +26,7 @@ from runtime.simulation import Simulators
 from runtime.snapshots import Snapshots
 from runtime.store import SessionStore
 from runtime.store.tortoise_store import TortoiseStore
+from runtime.telemetry.metrics import Metrics
 from runtime.turns import Turns
 from runtime.vault import Vault, create_vault
 from settings import Settings
@@ -34,8 +35,12 @@ logger = logging.getLogger(__name__)
 
 
 class Runtime:
-    def __init__(self, settings: Settings, store: SessionStore | None = None) -> None:
+    def __init__(
+        self, settings: Settings, store: SessionStore | None = None, metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings
+        # Served by server.py unless metrics are off; counted here either way.
+        self.metrics = metrics or Metrics()
         self.apps = AppRegistry(
             settings.apps, settings.key_cache_ttl, settings.auth_failures_per_minute
         )
@@ -67,6 +72,7 @@ class Runtime:
             self.leases,
             lease_seconds,
             self.limits,
+            metrics=self.metrics,
         )
         self.recovery = Recovery(
             self.store,

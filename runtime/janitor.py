@@ -46,6 +46,7 @@ class Janitor:
         self._idle = settings.cache_idle_seconds
         self.periodic = Periodic("janitor", self._interval, self.sweep, first=False)
         self.swept = 0
+        self.sweeps = 0  # sweeps this replica ran (holding the lease)
 
     def start(self) -> None:
         self.periodic.start()
@@ -80,4 +81,5 @@ class Janitor:
         if deleted:
             logger.info("janitor deleted %d expired sessions", deleted)
         self.swept += deleted
+        self.sweeps += 1
         return deleted

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Mapping
 from inspect import isawaitable
 from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
@@ -18,6 +18,8 @@ from strawberry.utils.operation import get_operation_type
 from graphql import GraphQLError, execute, specified_rules
 from runtime.errors import ConfabError, RateLimited
 from runtime.redis_clients import uses_redis
+from runtime.telemetry import tracing
+from runtime.telemetry.metrics import BoundedNames, Metrics
 from schema.context import Context
 from schema.cost import cost_error, cost_report
 from schema.documents import PreparedDocuments
@@ -83,7 +85,13 @@ class ConfabSchema(strawberry.Schema):
 
     `max_response_bytes` is read by the view (schema/response_limit.py), which is
     where a response is encoded.
+
+    `metrics` (set by server.py; None when metrics are off) counts operations by
+    name and type, errors by code, and open streams; with tracing on, each
+    operation is a `graphql` span.
     """
+
+    metrics: Metrics | None = None
 
     def __init__(
         self,
@@ -126,6 +134,56 @@ class ConfabSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
+        metrics = self.metrics
+        if metrics is None and not tracing.enabled():
+            return await self._execute(
+                query,
+                variable_values,
+                context_value,
+                root_value,
+                operation_name,
+                allowed_operation_types,
+                operation_extensions,
+            )
+        kind = [UNKNOWN_TYPE]
+        result: ExecutionResult | None = None
+        attributes = {"graphql.operation.name": operation_name or ""}
+        try:
+            with tracing.span("graphql", attributes) as current:
+                result = await self._execute(
+                    query,
+                    variable_values,
+                    context_value,
+                    root_value,
+                    operation_name,
+                    allowed_operation_types,
+                    operation_extensions,
+                    kind,
+                )
+                if current is not None:
+                    current.set_attribute("graphql.operation.type", kind[0])
+                    current.update_name(f"graphql {kind[0]} {operation_name or ''}".rstrip())
+        finally:
+            if metrics is not None:
+                metrics.graphql_operation(operation_name, kind[0])
+                if result is None:
+                    metrics.graphql_error_codes(("BAD_REQUEST",))
+                elif result.errors:
+                    metrics.graphql_error_codes(_codes(result.errors))
+        return result
+
+    async def _execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None,
+        context_value: Any | None,
+        root_value: Any | None,
+        operation_name: str | None,
+        allowed_operation_types: Iterable[OperationType] | None,
+        operation_extensions: dict[str, Any] | None,
+        kind: list[str] | None = None,
+    ) -> ExecutionResult:
+        """`execute` itself; `kind` receives the operation's type once known."""
         limited = await _rate_limited(context_value)
         if limited is not None:
             return limited
@@ -144,6 +202,8 @@ class ConfabSchema(strawberry.Schema):
             operation_type = get_operation_type(prepared.document, operation_name)
         except RuntimeError as error:
             raise CannotGetOperationTypeError(operation_name) from error
+        if kind is not None:
+            kind[0] = operation_type.value
         if operation_type is OperationType.SUBSCRIPTION:
             return streaming_required()
         if operation_type not in (allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES):
@@ -196,7 +256,7 @@ class ConfabSchema(strawberry.Schema):
                 query = await self.resolve_query(query, operation_extensions, operation_name)
             except DocumentRefused as refused:
                 return _one(refused.result())
-        return await super().stream(
+        results = await super().stream(
             query,
             variable_values=variable_values,
             context_value=context_value,
@@ -205,6 +265,36 @@ class ConfabSchema(strawberry.Schema):
             operation_extensions=operation_extensions,
             allowed_operation_types=allowed_operation_types,
         )
+        if self.metrics is None:
+            return results
+        return self._counted(results, query, operation_name, self.metrics)
+
+    async def _counted(
+        self, results: Any, query: str | None, operation_name: str | None, metrics: Metrics
+    ) -> AsyncGenerator[Any, None]:
+        """A streamed operation, counted: once by name and type, its errors by code,
+        and as an open stream while it runs."""
+        metrics.graphql_operation(operation_name, self._operation_type(query, operation_name))
+        open_streams = metrics.graphql_streams
+        open_streams.inc()
+        try:
+            async for result in results:
+                errors = getattr(result, "errors", None)
+                if errors:
+                    metrics.graphql_error_codes(_codes(errors))
+                yield result
+        finally:
+            open_streams.dec()
+            await results.aclose()
+
+    def _operation_type(self, query: str | None, operation_name: str | None) -> str:
+        if not query:
+            return UNKNOWN_TYPE
+        try:
+            document = self.documents.parsed(query).document
+            return get_operation_type(document, operation_name).value
+        except (GraphQLError, RuntimeError):
+            return UNKNOWN_TYPE
 
     async def subscribe(
         self,
@@ -237,6 +327,20 @@ class ConfabSchema(strawberry.Schema):
 
 async def _one(result: ExecutionResult) -> AsyncGenerator[ExecutionResult, None]:
     yield result
+
+
+UNKNOWN_TYPE = "unknown"  # refused before the document's operation was known
+# Error codes come from the server, but a bound costs nothing.
+_error_code = BoundedNames(50)
+
+
+def _codes(errors: Iterable[Any]) -> Iterator[str]:
+    for error in errors:
+        extensions = getattr(error, "extensions", None)
+        if extensions is None and isinstance(error, Mapping):
+            extensions = error.get("extensions")
+        code = extensions.get("code") if isinstance(extensions, Mapping) else None
+        yield _error_code(code) if isinstance(code, str) else "UNKNOWN"
 
 
 async def _rate_limited(context: Any) -> RequestErrors | None:

@@ -32,6 +32,7 @@ from strawberry.types.unset import UnsetType
 
 from runtime.credentials import app_from_request, client_host, key_from_headers
 from runtime.errors import ConfabError, RateLimited
+from runtime.telemetry.context import app_name
 from schema.context import Context
 from schema.graphiql_page import graphiql_page
 from schema.http_view import GraphQLOverHTTP, SubResponse
@@ -85,6 +86,7 @@ class ConfabGraphQL(GraphQLOverHTTP, ResponseSizeLimit, GraphQL[Context, None]):
                 app_from_request(request.headers, request.query_params),
                 context.client,
             )
+            app_name.set(caller.app)  # for the request's log lines
             if not per_operation:
                 await runtime.limits.request(caller)
             context.authenticated_as(caller)

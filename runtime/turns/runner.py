@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
@@ -43,6 +44,8 @@ from runtime.notices import post_notice
 from runtime.records import MessageRecord, Role, SessionRecord, TurnStatus
 from runtime.sessions import SessionHost
 from runtime.store import MessageWindow, NewMessage, SessionStore
+from runtime.telemetry import tracing
+from runtime.telemetry.metrics import Metrics
 from runtime.turns.checkpoint import Checkpoint
 from runtime.turns.history import HISTORY_WINDOW, to_model_messages
 from runtime.turns.streams import StreamingMessage, Streams
@@ -73,7 +76,9 @@ class TurnRunner:
         announcer: Announcer,
         streams: Streams,
         apps: AppRegistry,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._host = host
         self._store = store
         self._agents = agents
@@ -151,6 +156,42 @@ class TurnRunner:
         request: ModelRequest,
     ) -> list[ToolCall]:
         calls: list[ToolCall] = []
+        backend = agent.config.model.backend
+        started = time.perf_counter()
+        outcome = "ok"
+        attributes = {"confab.backend": backend, "confab.model": request.model}
+        try:
+            with tracing.span("model", attributes):
+                await self._read_stream(agent, session, streaming, checkpoint, request, calls)
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        except BaseException:
+            outcome = "error"
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            self._metrics.model_duration.labels(backend, outcome).observe(elapsed)
+            logger.debug(
+                "model call %s (%s, %s): %.1fms, %d tool calls",
+                outcome,
+                backend,
+                request.model,
+                elapsed * 1000,
+                len(calls),
+                extra={"backend": backend, "model": request.model, "outcome": outcome},
+            )
+        return calls
+
+    async def _read_stream(
+        self,
+        agent: AppAgent,
+        session: SessionRecord,
+        streaming: StreamingMessage,
+        checkpoint: Checkpoint,
+        request: ModelRequest,
+        calls: list[ToolCall],
+    ) -> None:
         async with asyncio.timeout(agent.model_timeout):
             async for chunk in agent.backend.stream(request):
                 if isinstance(chunk, TextDelta):
@@ -167,7 +208,6 @@ class TurnRunner:
                     )
                 else:
                     calls.append(chunk)
-        return calls
 
     async def _run_tools(
         self,
@@ -254,16 +294,34 @@ class TurnRunner:
             logger.warning("tool %s: secrets unavailable: %r", call.name, exc)
             outcome = ToolOutcome(error="the secrets its arguments name cannot be read now")
         else:
-            outcome = redacted(
-                secrets,
-                await run_tool(
-                    agent.tools.get(call.name),
-                    call.name,
-                    secrets.fill(call.arguments),
-                    ToolContext(session=session, report=report),
-                    agent.tool_timeout,
-                    redact=secrets.redact_text if secrets else None,
-                ),
+            found = agent.tools.get(call.name)
+            # The app's configured names only: a model may call anything.
+            label = call.name if found is not None else "unknown"
+            started = time.perf_counter()
+            with tracing.span("tool", {"confab.tool": label}) as current:
+                outcome = redacted(
+                    secrets,
+                    await run_tool(
+                        found,
+                        call.name,
+                        secrets.fill(call.arguments),
+                        ToolContext(session=session, report=report),
+                        agent.tool_timeout,
+                        redact=secrets.redact_text if secrets else None,
+                    ),
+                )
+                if current is not None and outcome.error is not None:
+                    current.set_attribute("confab.tool.error", True)
+            elapsed = time.perf_counter() - started
+            ended = "ok" if outcome.error is None else "error"
+            self._metrics.tool_duration.labels(label).observe(elapsed)
+            self._metrics.tool_runs.labels(label, ended).inc()
+            logger.debug(
+                "tool %s %s: %.1fms",
+                label,
+                ended,
+                elapsed * 1000,
+                extra={"tool": label, "outcome": ended},
             )
         result = {"error": outcome.error} if outcome.error is not None else outcome.result
         await self._announcer.publish(session, TOOL_COMPLETE, {**base, "result": result})

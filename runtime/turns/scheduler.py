@@ -38,8 +38,12 @@ from runtime.events.envelope import INTERRUPT_REQUESTED
 from runtime.leases import Leases
 from runtime.records import TurnStatus
 from runtime.sessions import SessionHost
+from runtime.telemetry import tracing
+from runtime.telemetry.context import app_name, new_request_id, request_id, turn_origins
+from runtime.telemetry.context import session_id as session_var
+from runtime.telemetry.metrics import Metrics
 from runtime.turns.queue import TurnQueue
-from runtime.turns.runner import TurnRunner
+from runtime.turns.runner import Turn, TurnRunner
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +73,7 @@ class TurnScheduler:
         leases: Leases,
         lease_seconds: float,
         events: EventBus,
+        metrics: Metrics | None = None,
     ) -> None:
         self._host = host
         self._events = events
@@ -79,6 +84,7 @@ class TurnScheduler:
         self._processing = processing
         self._after_turn = after_turn
         self._work: dict[UUID, _SessionWork] = {}
+        self._metrics = metrics or Metrics()
 
     def check_capacity(self, session_id: UUID, limit: int) -> None:
         work = self._work.get(session_id)
@@ -103,6 +109,11 @@ class TurnScheduler:
     def busy_sessions(self) -> int:
         """Sessions with turns queued or running here."""
         return len(self._work)
+
+    @property
+    def waiting_turns(self) -> int:
+        """Turns accepted here and not claimed yet."""
+        return sum(work.waiting for work in self._work.values())
 
     async def interrupt(self, session_id: UUID) -> bool:
         """Cancel the running turn and drop the queued ones; False if idle here."""
@@ -179,13 +190,38 @@ class TurnScheduler:
             # Another replica may have ended processing while this one waited for
             # the lease with a turn it had accepted.
             await self._processing(session_id, True)
-            work.current = asyncio.create_task(self._runner.run(turn))
+            parent = self._continue_request(turn)
+            work.current = asyncio.create_task(self._run(turn, parent))
             await asyncio.wait({work.current})
             status = self._outcome(session_id, work.current)
             work.current = None
+            self._metrics.turns_finished.labels(status.value).inc()
+            logger.info("turn %d %s", turn.id, status.value, extra={"turn": turn.id})
             await self._queue.finish(turn.id, status)
             if status is not TurnStatus.INTERRUPTED:
                 await self._after(session_id)
+
+    @staticmethod
+    def _continue_request(turn: Turn) -> object:
+        """Log lines and spans of the turn (and its after-turn job) carry the id of
+        the request that queued it (a new one if it was queued elsewhere); returns
+        that request's trace context, the turn span's parent."""
+        origin = turn_origins.take(turn.question.id)
+        request_id.set(origin.request_id if origin and origin.request_id else new_request_id())
+        session_var.set(str(turn.session_id))
+        app_name.set(turn.app)
+        return origin.trace_context if origin else None
+
+    async def _run(self, turn: Turn, parent: object) -> TurnStatus:
+        running = self._metrics.turns_running
+        running.inc()
+        logger.debug("turn %d started", turn.id, extra={"turn": turn.id})
+        try:
+            attributes = {"confab.app": turn.app, "confab.session_id": str(turn.session_id)}
+            with tracing.span("turn", attributes, parent=parent):
+                return await self._runner.run(turn)
+        finally:
+            running.dec()
 
     @staticmethod
     def _outcome(session_id: UUID, task: asyncio.Task[TurnStatus]) -> TurnStatus:

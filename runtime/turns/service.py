@@ -19,6 +19,9 @@ from runtime.rate_limits import RateLimiter
 from runtime.records import JSONObject, Role, SessionRecord
 from runtime.sessions import SessionHost
 from runtime.store import NewMessage, SessionStore
+from runtime.telemetry import tracing
+from runtime.telemetry.context import turn_origins
+from runtime.telemetry.metrics import Metrics
 from runtime.turns.queue import TurnQueue
 from runtime.turns.runner import TurnRunner
 from runtime.turns.scheduler import TurnScheduler
@@ -59,6 +62,7 @@ class Turns:
         leases: Leases,
         lease_seconds: float,
         limits: RateLimiter,
+        metrics: Metrics | None = None,
     ) -> None:
         self._host = host
         self._limits = limits
@@ -68,7 +72,8 @@ class Turns:
         self._announcer = announcer
         self._agents = agents
         self.streams = Streams()
-        runner = TurnRunner(host, store, agents, announcer, self.streams, apps)
+        metrics = metrics or Metrics()
+        runner = TurnRunner(host, store, agents, announcer, self.streams, apps, metrics)
         titler = Titler(host, store, agents, announcer)
         self._scheduler = TurnScheduler(
             host,
@@ -79,6 +84,7 @@ class Turns:
             leases,
             lease_seconds,
             announcer.events,
+            metrics,
         )
 
     async def send_message(
@@ -176,6 +182,8 @@ class Turns:
             expires_at=self._apps.expiry(caller.app, utcnow()),
             queue_turn=True,
         )
+        # The turn runs in the background: its log lines and spans continue this request's.
+        turn_origins.remember(message.id, tracing.current_context())
         await self._host.refresh(record)
         await self._announcer.publish(record, MESSAGE_ADDED, {"message": message.as_json()})
         if starting:
@@ -233,6 +241,11 @@ class Turns:
     def busy_sessions(self) -> int:
         """Sessions with turns queued or running on this replica."""
         return self._scheduler.busy_sessions
+
+    @property
+    def waiting_turns(self) -> int:
+        """Turns accepted on this replica that have not started yet."""
+        return self._scheduler.waiting_turns
 
     def streaming(self, session_id: UUID) -> StreamingMessage | None:
         return self.streams.get(session_id)
