@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 # `*_created` series (a timestamp per counter child) double what a scrape carries
 # and Prometheus does not need them.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 OTHER = "other"
 # Latency buckets (seconds): requests are milliseconds, model calls seconds.

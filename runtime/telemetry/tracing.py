@@ -72,8 +72,21 @@ def install(provider: Any) -> None:
 
 
 def uninstall() -> None:
+    """Stop tracing (and the libraries' instrumentation): for tests."""
     global _tracer
     _tracer = None
+    try:
+        from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+        AsyncPGInstrumentor().uninstrument()  # type: ignore[no-untyped-call]
+    except ImportError:
+        pass
+    try:
+        from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+        RedisInstrumentor().uninstrument()
+    except ImportError:
+        pass
 
 
 def _instrument_libraries(provider: Any) -> None:
