@@ -79,15 +79,17 @@ class AppRegistry:
         return (DEFAULT_APP, *sorted(name for name in flagged if name != DEFAULT_APP))
 
     async def sync_to_database(self) -> None:
-        """Make sure every configured app has its row (sessions and keys refer to it)."""
-        existing = {row.name: row for row in await App.all()}
-        for config in self._apps.values():
-            row = existing.get(config.name)
-            if row is None:
-                await App.create(name=config.name, display_name=config.display_name)
-            elif row.display_name != config.display_name:
-                row.display_name = config.display_name
-                await row.save(update_fields=["display_name"])
+        """Make sure every configured app has its row (sessions and keys refer to it).
+
+        One upsert (`INSERT ... ON CONFLICT (name) DO UPDATE`, on SQLite and
+        PostgreSQL alike), never check-then-insert: replicas starting together on a
+        fresh database would race to insert the same row.
+        """
+        rows = [
+            App(name=config.name, display_name=config.display_name)
+            for config in sorted(self._apps.values(), key=lambda config: config.name)
+        ]
+        await App.bulk_create(rows, on_conflict=["name"], update_fields=["display_name"])
 
     async def revoke_key(self, prefix: str) -> keys.KeyInfo:
         """Revoke, and stop honouring the key in this process at once: its open

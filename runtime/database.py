@@ -3,34 +3,42 @@
 from __future__ import annotations
 
 import logging
+from contextlib import AsyncExitStack
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 from tortoise import Tortoise, connections
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.migrations.api import migrate
 
 from models import MIGRATIONS_MODULE, MODEL_MODULES
+from runtime.database_url import PostgresTarget, postgres_target, redacted
+from runtime.migration_lock import migration_lock
 from settings import Settings
+
+__all__ = ["apply_migrations", "forget_compiled_queries", "ping", "redacted", "tortoise_config"]
+
+# Where `CREATE DATABASE` runs when the configured database does not exist yet.
+MAINTENANCE_DATABASE = "postgres"
 
 logger = logging.getLogger(__name__)
 
 
 def tortoise_config(settings: Settings) -> dict[str, Any]:
-    """The Tortoise config dict for these settings (pool sized for concurrent requests)."""
-    credentials: dict[str, Any] | None = None
-    if not settings.is_sqlite:
-        # Bounded waits: with the database down or unreachable, requests fail fast
-        # (503) instead of hanging; the pool reconnects when it returns.
-        credentials = {
-            "minsize": 1,
-            "maxsize": settings.db_pool_max,
-            "timeout": settings.db_timeout,
-            "command_timeout": settings.db_command_timeout,
-        }
+    """The Tortoise config dict for these settings (pool sized for concurrent requests).
+
+    PostgreSQL goes as credentials, never as a URL: Tortoise's URL parser keeps only a
+    few query options, so every option of `DATABASE_URL` is translated here
+    (runtime/database_url.py) and a bad one refused at start-up.
+    """
     connection: str | dict[str, Any] = settings.database_url
-    if credentials is not None:
-        connection = _url_to_dict(settings.database_url, credentials)
+    if not settings.is_sqlite:
+        # Bounded waits (db_timeout, db_command_timeout): with the database down or
+        # unreachable, requests fail fast (503); the pool reconnects when it returns.
+        connection = {
+            "engine": "tortoise.backends.asyncpg",
+            "credentials": postgres_target(settings).tortoise_credentials(),
+        }
     return {
         "connections": {"default": connection},
         "apps": {
@@ -45,30 +53,6 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _url_to_dict(url: str, extra: dict[str, Any]) -> dict[str, Any]:
-    parts = urlsplit(url)
-    return {
-        "engine": "tortoise.backends.asyncpg",
-        "credentials": {
-            "host": parts.hostname or "127.0.0.1",
-            "port": parts.port or 5432,
-            "user": parts.username or "postgres",
-            "password": parts.password or "",
-            "database": parts.path.lstrip("/") or "postgres",
-            **extra,
-        },
-    }
-
-
-def redacted(url: str) -> str:
-    """The URL with any password hidden, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def forget_compiled_queries() -> None:
     """Drop Tortoise's compiled INSERT/DELETE statements.
 
@@ -80,30 +64,39 @@ def forget_compiled_queries() -> None:
 
 
 async def apply_migrations(settings: Settings) -> None:
-    """Apply the shipped migrations; creates the PostgreSQL database if it is missing."""
+    """Apply the shipped migrations; creates the PostgreSQL database if it is missing.
+
+    On PostgreSQL one process at a time (runtime/migration_lock.py): replicas that
+    start together wait for the first, then find nothing left to apply.
+    """
     config = tortoise_config(settings)
     forget_compiled_queries()
-    if not settings.is_sqlite:
-        await _create_postgres_database(settings)
-    try:
-        await migrate(config=config)
-    finally:
-        await Tortoise.close_connections()
+    async with AsyncExitStack() as stack:
+        if not settings.is_sqlite:
+            target = postgres_target(settings)
+            await _create_postgres_database(target)
+            await stack.enter_async_context(migration_lock(target))
+        try:
+            await migrate(config=config)
+        finally:
+            await Tortoise.close_connections()
     logger.info("database migrated: %s", redacted(settings.database_url))
 
 
-async def _create_postgres_database(settings: Settings) -> None:
-    import asyncpg
-
-    parts = urlsplit(settings.database_url)
-    name = parts.path.lstrip("/")
-    admin_url = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
-    conn = await asyncpg.connect(admin_url)
+async def _create_postgres_database(target: PostgresTarget) -> None:
     try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-        if not exists:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-            logger.info("created PostgreSQL database %s", name)
+        conn = await asyncpg.connect(**target.connect_kwargs())
+    except asyncpg.InvalidCatalogNameError:
+        pass  # missing: created below
+    else:
+        await conn.close()
+        return
+    conn = await asyncpg.connect(**target.connect_kwargs(database=MAINTENANCE_DATABASE))
+    try:
+        await conn.execute(f'CREATE DATABASE "{target.database}"')
+        logger.info("created PostgreSQL database %s", target.database)
+    except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+        pass  # another replica created it a moment ago
     finally:
         await conn.close()
 
