@@ -43,6 +43,7 @@ from apps_config import (
     default_app,
     load_apps,
 )
+from runtime.database_url import is_postgres_url, postgres_target
 from runtime.redis_clients import redis_kind
 
 DEFAULT_DATABASE_URL = "sqlite://confab.sqlite3"
@@ -113,6 +114,9 @@ class Settings:
     db_pool_max: int = 20
     db_timeout: float = 3.0
     db_command_timeout: float = 15.0
+    # Behind PgBouncer in transaction mode: no prepared statements kept, no session
+    # state relied on (or `pgbouncer=true` in DATABASE_URL; docs/deployment.md).
+    db_pgbouncer: bool = False
     auto_migrate: bool | None = None
     config_file: str | None = None
     store: str | None = None
@@ -212,6 +216,8 @@ class Settings:
             raise SettingsError(
                 f"CONFAB_METRICS must be on, off or port:NNNN (1-65535), got {self.metrics!r}"
             )
+        if is_postgres_url(self.database_url):
+            postgres_target(self)  # every DATABASE_URL option is honoured or refused by name
         try:
             redis_kind(self.event_bus_url)  # the one rule for what the URL names
         except ValueError:
@@ -237,6 +243,7 @@ class Settings:
             db_pool_max=_int(env, "CONFAB_DB_POOL_MAX", cls.db_pool_max),
             db_timeout=_float(env, "CONFAB_DB_TIMEOUT", cls.db_timeout),
             db_command_timeout=_float(env, "CONFAB_DB_COMMAND_TIMEOUT", cls.db_command_timeout),
+            db_pgbouncer=bool(_optional_bool(env, "CONFAB_DB_PGBOUNCER")),
             auto_migrate=_optional_bool(env, "CONFAB_AUTO_MIGRATE"),
             config_file=config_file,
             store=env.get("CONFAB_STORE") or None,
