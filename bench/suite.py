@@ -13,6 +13,8 @@ scenario's workload is described in its module:
 - `bench.memory`: resident memory per idle subscriber (10,000 subscribers).
 - `bench.cluster`: fan-out and cross-replica again on a Redis Cluster the suite
   starts itself (3 masters, 3 replicas), against single Redis in the same run.
+- `bench.observability`: snapshot and fan-out with metrics and JSON logs on, against
+  both off, in the same run (not in the default set: `--only observability`).
 
     python -m bench.suite [--seconds 5] [--connections 8] [--subscribers 1000] ...
 """
@@ -24,7 +26,7 @@ import asyncio
 import time
 from typing import Any
 
-from bench import ack, cluster, fanout, memory, reads
+from bench import ack, cluster, fanout, memory, observability, reads
 from bench.common import server, servers, write_result
 
 
@@ -158,9 +160,11 @@ def main() -> None:
         room = str(args.idle_subscribers + 1_000)
         with server({"CONFAB_BENCH_BASELINES": "true", "CONFAB_MAX_CONNECTIONS": room}) as alone:
             result["memory"] = asyncio.run(memory.measure(alone, args.idle_subscribers))
-    if wanted - {"memory"}:
+    if wanted - {"memory", "observability"}:
         with servers({"CONFAB_BENCH_BASELINES": "true"}, 2) as (first, second):
             result.update(asyncio.run(measure(args, wanted, first, second)))
+    if "observability" in wanted:
+        result["observability"] = observability.measure(args)
     if "cluster" in wanted:
         on_cluster = cluster.measure(args)
         result["cluster"] = {**on_cluster, "compared": cluster.compare(on_cluster, result)}
@@ -176,6 +180,8 @@ def main() -> None:
         report_fanout(result)
     if "ack" in result:
         report_ack(result["ack"], vars(args))
+    if "observability" in result:
+        observability.report(result["observability"], verdict)
     if "cluster" in result:
         cluster.report(result["cluster"]["compared"], verdict)
     elapsed = round(time.monotonic() - started)
