@@ -147,7 +147,7 @@ class ConfabSchema(strawberry.Schema):
             )
         kind = [UNKNOWN_TYPE]
         result: ExecutionResult | None = None
-        attributes = {"graphql.operation.name": operation_name or ""}
+        attributes = {"graphql.operation.name": operation_name or ""} if tracing.enabled() else None
         try:
             with tracing.span("graphql", attributes) as current:
                 result = await self._execute(

@@ -140,6 +140,9 @@ class Metrics:
             registry=registry,
         )
         self.operation_name = BoundedNames(operation_names)
+        # Label children by (name, type) and by code: `labels()` takes a lock.
+        self._operations: dict[tuple[str | None, str], Any] = {}
+        self._errors: dict[str, Any] = {}
         self._collector: RuntimeCollector | None = None
 
     def watch(self, runtime: Runtime) -> None:
@@ -154,12 +157,21 @@ class Metrics:
             self._collector.runtime = None
 
     def graphql_operation(self, name: str | None, operation_type: str) -> None:
-        label = self.operation_name(name) if name else "anonymous"
-        self.graphql_operations.labels(label, operation_type).inc()
+        key = (name, operation_type)
+        child = self._operations.get(key)
+        if child is None:
+            label = self.operation_name(name) if name else "anonymous"
+            child = self.graphql_operations.labels(label, operation_type)
+            if label != OTHER:  # names past the bound are not remembered one by one
+                self._operations[key] = child
+        child.inc()
 
     def graphql_error_codes(self, codes: Iterable[str]) -> None:
         for code in codes:
-            self.graphql_errors.labels(code).inc()
+            child = self._errors.get(code)
+            if child is None:
+                child = self._errors[code] = self.graphql_errors.labels(code)
+            child.inc()
 
 
 # The bus's `stats` keys (runtime/events/bus.py), as counters.
