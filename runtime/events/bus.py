@@ -48,6 +48,7 @@ class EventBus(ABC):
             "dropped": 0,
             "delivered": 0,
             "overflows": 0,
+            "replayed": 0,
             "resyncs": 0,
             # Transport renderings of delivered events, each shared by every subscriber
             # that asked for the same thing (see schema/live.py).
@@ -159,6 +160,7 @@ class EventBus(ABC):
             self.stats["resyncs"] += 1
             subscription.replay([self._resync_event(subscription.session_id, after, read)])
         subscription.replay(read.events)
+        self.stats["replayed"] += len(read.events)
 
     def _resync_event(self, session_id: UUID, after: int, read: LogRead) -> Event:
         """Tells one subscriber its cursor cannot be resumed. Its own id is where the
@@ -182,8 +184,11 @@ class EventBus(ABC):
     def deliver(self, event: Event) -> None:
         """Hand an event to this process's subscribers of its session."""
         for subscription in self._subscribers.get(event.session_id, ()):
-            subscription.push(event)
-            self.stats["delivered"] += 1
+            already = subscription.overflowed
+            if subscription.push(event):
+                self.stats["delivered"] += 1
+            elif not already and subscription.overflowed:
+                self.stats["overflows"] += 1
 
 
 def log_read(events: list[Event], after: int, head: int) -> LogRead:

@@ -50,19 +50,26 @@ class Subscription:
         self._replay = queued or None
         self._wake()
 
-    def push(self, event: Event) -> None:
-        """Live delivery; never blocks. Overflow closes this subscriber."""
+    @property
+    def overflowed(self) -> bool:
+        return self._overflowed
+
+    def push(self, event: Event) -> bool:
+        """Live delivery; never blocks. Overflow closes this subscriber. True if
+        the event was queued."""
         if self._overflowed or self._closed:
-            return
+            return False
         if len(self._live) >= self._limit:
             self._overflowed = True
             self._live.clear()
-        else:
-            self._live.append(event)
-            self.high_water = (
-                event.id if event.type == RESYNC_REQUIRED else max(self.high_water, event.id)
-            )
+            self._wake()
+            return False
+        self._live.append(event)
+        self.high_water = (
+            event.id if event.type == RESYNC_REQUIRED else max(self.high_water, event.id)
+        )
         self._wake()
+        return True
 
     def close(self) -> None:
         self._closed = True

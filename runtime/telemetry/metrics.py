@@ -188,6 +188,11 @@ _BUS_COUNTERS = (
         "Subscribers closed because they fell behind their queue bound",
     ),
     (
+        "replayed",
+        "confab_events_replayed",
+        "Events replayed from the log to subscribers resuming from a cursor",
+    ),
+    (
         "resyncs",
         "confab_events_resync_required",
         "resync_required events sent (a cursor the replay log could not resume)",
