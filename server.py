@@ -56,6 +56,7 @@ from runtime.database import (
     tortoise_config,
 )
 from runtime.errors import ConfabError
+from runtime.preflight import StartupRefused, preflight
 from runtime.telemetry import tracing
 from runtime.telemetry.logs import configure_logging
 from runtime.telemetry.metrics import Metrics
@@ -213,6 +214,15 @@ def serve(settings: Settings) -> int:
     except ListenError as exc:
         logger.error("%s", exc)
         return 2
+    try:
+        # The database, before anything serves: migrated if start-up should, else
+        # checked; a problem is one line (runtime/preflight.py).
+        asyncio.run(preflight(settings))
+    except StartupRefused as exc:
+        listener.close()
+        logger.error("%s", exc)
+        return 2
+    settings = settings.with_overrides(auto_migrate=False)  # done, by the preflight
     tracing.setup_from_env()
     limits = ClientLimits(
         header_timeout=settings.header_timeout,

@@ -194,8 +194,10 @@ class Settings:
 
     @property
     def migrate_on_startup(self) -> bool:
-        """Embedded (SQLite) mode migrates itself; PostgreSQL uses `server.py migrate`."""
-        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+        """Migrations run at start-up unless `CONFAB_AUTO_MIGRATE=false` (for those who
+        migrate as a separate job); on PostgreSQL under an advisory lock, so replicas
+        starting together migrate once (runtime/migration_lock.py)."""
+        return True if self.auto_migrate is None else self.auto_migrate
 
     def check(self) -> None:
         """Ranges and allowed values (types were checked when the env was read);
