@@ -25,7 +25,7 @@ from runtime.events import RESYNC_REQUIRED, Event, EventBus, Subscription, creat
 from runtime.events.redis_cluster_bus import RedisClusterEventBus
 from runtime.events.session_keys import session_keys
 from runtime.leases import RedisLeases, create_leases
-from runtime.redis_clients import parse_cluster_url, redis_kind, uses_redis
+from runtime.redis_clients import parse_cluster_url, redis_client, redis_kind, uses_redis
 from schema.persisted import SharedDocuments
 from tests.conftest import unavailable
 from tests.owned_redis_cluster import OwnedRedisCluster, command, migrate_slot
@@ -61,6 +61,7 @@ from tests.test_subscriptions import (  # noqa: F401
     test_expired_cursor_gets_resync_required,
     test_resume_after_a_cursor_gets_exactly_the_missed_events,
 )
+from tests.waiting import until
 
 
 @pytest.fixture(scope="module")
@@ -130,14 +131,6 @@ def commandstats(cluster: OwnedRedisCluster) -> dict[str, int]:
         finally:
             client.close()
     return totals
-
-
-async def until(condition: Any, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 class Collected:
@@ -260,6 +253,36 @@ async def test_a_thousand_publishes_use_sharded_pub_sub_only(
 
 
 # -- a slot moves mid-stream ---------------------------------------------------------
+
+
+async def test_a_publish_sent_again_after_a_lost_reply_is_stored_once(
+    cluster: OwnedRedisCluster,
+) -> None:
+    """What a batch retried after its master died runs: the same publisher token
+    and serial again. The script answers with the stored copy and writes nothing."""
+    from runtime.events.envelope import body_json, first_cursor, from_json, utc_now
+    from runtime.events.publish_script import CLUSTER
+
+    client = redis_client(cluster.url)
+    session_id = uuid.uuid4()
+    keys = session_keys(session_id, cluster=True)
+    script = client.register_script(CLUSTER)
+
+    async def publish(serial: int, n: int) -> Any:
+        body = body_json("tool_update", session_id, "default", utc_now(), {"n": n})
+        args: list[Any] = [first_cursor(), body, 100, keys.channel, 0, "publisher-a", serial, 0]
+        return await script(keys=[keys.counter, keys.stream, keys.marks], args=args)
+
+    try:
+        first = from_json(await publish(1, 1))
+        again = from_json(await publish(1, 1))
+        second = from_json(await publish(2, 2))
+        assert again == first
+        assert second.id == first.id + 1
+        assert await client.xlen(keys.stream) == 2
+    finally:
+        await client.delete(*keys.stored)
+        await client.aclose()
 
 
 async def test_a_slot_migration_mid_stream_loses_nothing_and_moves_only_its_channel(

@@ -3,8 +3,9 @@
 One listener connection per process carries every channel this process watches
 (reference-counted through the base class's first/last subscriber hooks), so the
 number of Redis connections does not grow with subscribers. Publishing is one Lua
-script: take the session's next id, append to its stream (trimmed by length),
-publish the same envelope, refresh expiry.
+script (runtime/events/publish_script.py): take the session's next id, append to
+its stream (trimmed by length), publish the same envelope, refresh expiry; a retry
+of an event already stored is recognised and not stored or published again.
 
 Publishes go through one ordered outbox that a writer task drains in pipelined
 batches, so a request never waits on Redis and a burst costs one round trip.
@@ -33,25 +34,10 @@ from redis.retry import Retry
 
 from runtime.events.bus import EventBus, LogRead, log_read
 from runtime.events.envelope import Event, body_json, first_cursor, from_json, utc_now
-from runtime.events.session_keys import session_keys
+from runtime.events.publish_script import SINGLE, PublishSerials
+from runtime.events.session_keys import SessionKeys, session_keys
 
 logger = logging.getLogger(__name__)
-
-# KEYS: counter, stream. ARGV: first id, envelope body (JSON without id, starting
-# with "{"), stream max length, channel, ttl in ms (0: none).
-_PUBLISH = """
-if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[1]) end
-local id = string.format('%d', redis.call('INCR', KEYS[1]))
-local envelope = '{"id":' .. id .. ',' .. string.sub(ARGV[2], 2)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], id .. '-0', 'e', envelope)
-redis.call('PUBLISH', ARGV[4], envelope)
-local ttl = tonumber(ARGV[5])
-if ttl > 0 then
-  redis.call('PEXPIRE', KEYS[1], ttl)
-  redis.call('PEXPIRE', KEYS[2], ttl)
-end
-return envelope
-"""
 
 CONNECTION_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 # Events sent per round trip, and how long a caller that asked to wait will wait.
@@ -59,16 +45,8 @@ BATCH = 256
 PUBLISH_WAIT = 2.0
 
 
-def _counter_key(session_id: UUID) -> str:
-    return session_keys(session_id, cluster=False).counter
-
-
-def _stream_key(session_id: UUID) -> str:
-    return session_keys(session_id, cluster=False).stream
-
-
-def _channel(session_id: UUID) -> str:
-    return session_keys(session_id, cluster=False).channel
+def _keys(session_id: UUID) -> SessionKeys:
+    return session_keys(session_id, cluster=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +57,7 @@ class _Pending:
     data: dict[str, Any]
     ts: datetime
     ttl: int
+    serial: int  # this publisher's, for recognising a retry (publish_script.py)
 
 
 @dataclass(slots=True)
@@ -112,7 +91,8 @@ class RedisEventBus(EventBus):
         self._listener_redis = Redis.from_url(
             url, socket_timeout=None, socket_connect_timeout=1, retry=no_retry
         )
-        self._script = self._redis.register_script(_PUBLISH)
+        self._script = self._redis.register_script(SINGLE)
+        self._serials = PublishSerials()
         self._outbox: deque[_Outgoing] = deque()
         self._outbox_ready = asyncio.Event()
         self._outbox_empty = asyncio.Event()
@@ -165,7 +145,8 @@ class RedisEventBus(EventBus):
         ttl: int = 0,
         wait: bool = True,
     ) -> Event | None:
-        pending = _Pending(session_id, app, event_type, data, utc_now(), ttl)
+        serial = self._serials.next()
+        pending = _Pending(session_id, app, event_type, data, utc_now(), ttl, serial)
         return await self._enqueue(_Outgoing(pending=pending), wait)
 
     async def forget_many(self, session_ids: list[UUID]) -> None:
@@ -217,11 +198,14 @@ class RedisEventBus(EventBus):
             for _ in batch:
                 self._outbox.popleft()
             for item, result in zip(batch, results, strict=True):
-                if item.pending is not None:
-                    self.stats["published"] += 1
-                    if failing:
-                        self.stats["retried"] += 1
-                item.resolve(from_json(result) if item.pending is not None else None)
+                if item.pending is None or result is None:
+                    # Forgotten logs, and a retry whose stored copy left the log.
+                    item.resolve(None)
+                    continue
+                self.stats["published"] += 1
+                if failing:
+                    self.stats["retried"] += 1
+                item.resolve(from_json(result))
             if failing and not self._outbox:
                 logger.info("Redis is back: every waiting event was published")
                 failing = False
@@ -231,25 +215,24 @@ class RedisEventBus(EventBus):
         async with self._redis.pipeline(transaction=False) as pipe:
             for item in batch:
                 if item.forget is not None:
-                    keys = [k for s in item.forget for k in (_counter_key(s), _stream_key(s))]
-                    pipe.delete(*keys)
+                    pipe.delete(*(k for s in item.forget for k in _keys(s).stored))
                     continue
                 assert item.pending is not None
                 pending = item.pending
+                keys = _keys(pending.session_id)
+                body = body_json(
+                    pending.event_type, pending.session_id, pending.app, pending.ts, pending.data
+                )
                 await self._script(
-                    keys=[_counter_key(pending.session_id), _stream_key(pending.session_id)],
+                    keys=[keys.counter, keys.stream, keys.marks],
                     args=[
                         first_cursor(),
-                        body_json(
-                            pending.event_type,
-                            pending.session_id,
-                            pending.app,
-                            pending.ts,
-                            pending.data,
-                        ),
+                        body,
                         self.replay_limit,
-                        _channel(pending.session_id),
+                        keys.channel,
                         pending.ttl * 1000,
+                        self._serials.token,
+                        pending.serial,
                     ],
                     client=pipe,
                 )
@@ -263,20 +246,21 @@ class RedisEventBus(EventBus):
 
     async def read_log(self, session_id: UUID, after: int) -> LogRead:
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xrange(_stream_key(session_id), min=f"{after + 1}-0", max="+")
-            pipe.get(_counter_key(session_id))
+            keys = _keys(session_id)
+            pipe.xrange(keys.stream, min=f"{after + 1}-0", max="+")
+            pipe.get(keys.counter)
             entries, head = await pipe.execute()
         events = [from_json(fields[b"e"]) for _, fields in entries]
         return log_read(events, after, int(head) if head is not None else 0)
 
     async def head(self, session_id: UUID) -> int:
-        head = await self._redis.get(_counter_key(session_id))
+        head = await self._redis.get(_keys(session_id).counter)
         return 0 if head is None else int(head)
 
     # -- the listener ----------------------------------------------------------------
 
     async def _watch(self, session_id: UUID) -> None:
-        channel = _channel(session_id)
+        channel = _keys(session_id).channel
         self._channels.add(channel)
         pubsub = self._pubsub
         if pubsub is not None and self.connected.is_set():
@@ -287,7 +271,7 @@ class RedisEventBus(EventBus):
         self._channels_changed.set()
 
     async def _unwatch(self, session_id: UUID) -> None:
-        channel = _channel(session_id)
+        channel = _keys(session_id).channel
         self._channels.discard(channel)
         pubsub = self._pubsub
         if pubsub is not None and self.connected.is_set():

@@ -15,9 +15,11 @@ node, slot or session can hold up another:
 - MOVED re-reads the topology; ASK sends that session (only: other sessions of a
   migrating slot may still live on the source) to the importing node with
   `ASKING`; a dead master's sessions wait, bounded, until its replica is promoted.
-- The script never gives out an id at or below the highest one this process saw
-  acknowledged for the session, so a promoted replica that missed the last writes
-  before its master died does not hand the same ids out again.
+- The script (runtime/events/publish_script.py) never gives out an id at or below
+  the highest one this process saw acknowledged for the session, so a promoted
+  replica that missed the last writes before its master died does not hand the
+  same ids out again; and it recognises a retried event the dead master (or the
+  replica it reached) already stored, so it is not stored or sent twice.
 - Live delivery: one `ShardListener` (runtime/events/shard_listener.py) per
   master that owns a watched session's slot, each with its own connection and
   reconnect. When a slot moves (the node's unasked `sunsubscribe`) or a master
@@ -52,6 +54,7 @@ from redis.retry import Retry
 
 from runtime.events.bus import EventBus, LogRead, log_read
 from runtime.events.envelope import Event, body_json, first_cursor, from_json, utc_now
+from runtime.events.publish_script import CLUSTER, PublishSerials
 from runtime.events.redis_bus import BATCH, PUBLISH_WAIT, _Outgoing, _Pending
 from runtime.events.session_keys import SessionKeys, session_keys
 from runtime.events.shard_listener import ShardListener
@@ -60,25 +63,6 @@ from runtime.redis_clients import node_client, redis_client
 
 logger = logging.getLogger(__name__)
 
-# KEYS: counter, stream. ARGV: first id, envelope body (JSON without id, starting
-# with "{"), stream max length, channel, ttl in ms (0: none), floor (the highest id
-# the publisher saw acknowledged; the next id is above it).
-_PUBLISH = """
-local base = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
-local floor = tonumber(ARGV[6])
-if floor > base then base = floor end
-local id = string.format('%d', base + 1)
-redis.call('SET', KEYS[1], id, 'KEEPTTL')
-local envelope = '{"id":' .. id .. ',' .. string.sub(ARGV[2], 2)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], id .. '-0', 'e', envelope)
-redis.call('SPUBLISH', ARGV[4], envelope)
-local ttl = tonumber(ARGV[5])
-if ttl > 0 then
-  redis.call('PEXPIRE', KEYS[1], ttl)
-  redis.call('PEXPIRE', KEYS[2], ttl)
-end
-return envelope
-"""
 # The log after a cursor and the counter, read together (one slot, one node).
 _READ = """
 return {redis.call('XRANGE', KEYS[2], ARGV[1], '+'), redis.call('GET', KEYS[1])}
@@ -107,7 +91,8 @@ class RedisClusterEventBus(EventBus):
         )
         assert isinstance(cluster, RedisCluster)
         self._cluster = cluster
-        self._script = AsyncScript(cluster, _PUBLISH)
+        self._script = AsyncScript(cluster, CLUSTER)
+        self._serials = PublishSerials()
         self._read = cluster.register_script(_READ)
         self._retry_buffer = retry_buffer
         # The outbox: per session, in publish order.
@@ -338,7 +323,8 @@ class RedisClusterEventBus(EventBus):
         ttl: int = 0,
         wait: bool = True,
     ) -> Event | None:
-        pending = _Pending(session_id, app, event_type, data, utc_now(), ttl)
+        serial = self._serials.next()
+        pending = _Pending(session_id, app, event_type, data, utc_now(), ttl, serial)
         item = self._enqueue(session_id, _Outgoing(pending=pending), wait)
         return await self._waited(item)
 
@@ -463,7 +449,7 @@ class RedisClusterEventBus(EventBus):
                 if ask:
                     pipe.execute_command("ASKING")
                 if item.forget is not None:
-                    pipe.delete(keys.counter, keys.stream)
+                    pipe.delete(*keys.stored)
                     continue
                 assert item.pending is not None
                 pending = item.pending
@@ -478,8 +464,9 @@ class RedisClusterEventBus(EventBus):
                     keys.channel,
                     pending.ttl * 1000,
                 ]
+                args += [self._serials.token, pending.serial, floor]
                 await self._script(
-                    keys=[keys.counter, keys.stream], args=[*args, floor], client=pipe
+                    keys=[keys.counter, keys.stream, keys.marks], args=args, client=pipe
                 )
             raw = await pipe.execute(raise_on_error=False)
         # Drop the ASKING replies: one result per planned item.
@@ -521,7 +508,8 @@ class RedisClusterEventBus(EventBus):
             if not queue:
                 del self._queues[session_id]
                 self._hold.pop(session_id, None)
-            if item.pending is None:
+            if item.pending is None or result is None:
+                # Forgotten logs, and a retry whose stored copy left the log.
                 item.resolve(None)
                 continue
             event = from_json(result)

@@ -4,6 +4,7 @@ On a Redis Cluster every key and the channel of a session share the hash tag
 `{<session id>}`, so the publish script's keys and the channel it publishes to
 hash to one slot (a script may only touch its own slot):
 `confab:{<sid>}:seq` (the id counter), `confab:{<sid>}:log` (the replay stream),
+`confab:{<sid>}:pub` (publishers' last stored serials, runtime/events/publish_script.py),
 `confab:{<sid>}:ev` (the shard channel).
 
 A single Redis keeps the names it has always had (`confab:seq:<sid>`, ...). There
@@ -23,13 +24,22 @@ from uuid import UUID
 class SessionKeys:
     counter: str
     stream: str
+    marks: str
     channel: str
+
+    @property
+    def stored(self) -> tuple[str, str, str]:
+        """Every key that holds the session's events (what forgetting deletes)."""
+        return (self.counter, self.stream, self.marks)
 
 
 def session_keys(session_id: UUID, *, cluster: bool) -> SessionKeys:
     if cluster:
         tag = f"confab:{{{session_id}}}"
-        return SessionKeys(f"{tag}:seq", f"{tag}:log", f"{tag}:ev")
+        return SessionKeys(f"{tag}:seq", f"{tag}:log", f"{tag}:pub", f"{tag}:ev")
     return SessionKeys(
-        f"confab:seq:{session_id}", f"confab:log:{session_id}", f"confab:ev:{session_id}"
+        f"confab:seq:{session_id}",
+        f"confab:log:{session_id}",
+        f"confab:pub:{session_id}",
+        f"confab:ev:{session_id}",
     )

@@ -1,0 +1,17 @@
+"""Waiting for a condition in tests: poll it, never sleep a fixed time."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+async def until(condition: Callable[..., Any], what: str, timeout: float = 30) -> None:
+    """Returns once `condition()` is truthy; raises after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting for {what}")
+        await asyncio.sleep(0.02)
