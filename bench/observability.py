@@ -7,6 +7,10 @@ requests pass the same middleware), so what is compared is Confab's own overhead
 Target: the snapshot and fan-out ratios with observability on stay within 5% of
 those without.
 
+The variants run in the order off, on, on, off and each variant's ratios are the
+mean of its two runs: a machine that warms up (or gets busier) during the run
+favours neither side.
+
     python -m bench.suite --only observability
 """
 
@@ -20,6 +24,7 @@ from bench import fanout, reads
 from bench.common import servers
 
 TARGET_CHANGE = 0.05
+ORDER = ("off", "on", "on", "off")
 VARIANTS = {
     "off": {"CONFAB_METRICS": "off", "CONFAB_LOG_FORMAT": "text", "CONFAB_LOG_LEVEL": "warning"},
     "on": {"CONFAB_METRICS": "on", "CONFAB_LOG_FORMAT": "json", "CONFAB_LOG_LEVEL": "info"},
@@ -44,12 +49,17 @@ async def _one(args: argparse.Namespace, first: Any, second: Any) -> dict[str, A
     }
 
 
+def _mean(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {key: sum(run[key] for run in runs) / len(runs) for key in runs[0]}
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    runs: dict[str, dict[str, Any]] = {}
-    for name, env in VARIANTS.items():
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in VARIANTS}
+    for name in ORDER:
+        env = VARIANTS[name]
         with servers({"CONFAB_BENCH_BASELINES": "true", **env}, 2) as (first, second):
-            runs[name] = asyncio.run(_one(args, first, second))
-    off, on = runs["off"], runs["on"]
+            runs[name].append(asyncio.run(_one(args, first, second)))
+    off, on = _mean(runs["off"]), _mean(runs["on"])
     change = {key: round(on[key] / off[key] - 1, 4) for key in ("snapshot_ratio", "fanout_ratio")}
     return {"off": off, "on": on, "change": change, "target_change": TARGET_CHANGE}
 
