@@ -20,10 +20,10 @@ from typing import Any
 from tortoise import Tortoise
 
 from runtime.admin import Admin, SessionFilter, Stats
-from runtime.clock import utcnow
 from runtime.core import Runtime
 from runtime.database import apply_migrations, tortoise_config
 from runtime.errors import InvalidInput
+from runtime.events.envelope import utc_now
 from runtime.exports import session_json
 from runtime.records import SessionRecord
 from runtime.session_ids import session_name
@@ -133,7 +133,7 @@ def _filter(args: argparse.Namespace, settings: Settings) -> SessionFilter:
     return SessionFilter(
         apps=tuple(args.app),
         public_key=None if args.wallet is None else public_key_arg("--wallet", args.wallet),
-        active_before=None if args.older_than is None else utcnow() - _duration(args.older_than),
+        active_before=None if args.older_than is None else utc_now() - _duration(args.older_than),
         archived=True if args.archived else False if args.active else None,
     )
 

@@ -23,9 +23,7 @@ async def select_model(request: Request) -> Response:
     name = header_session(request)
     runtime = runtime_of(request)
     caller = await caller_for_session(request, name.id)
-    offered = runtime.apps.get(caller.app).model.models
-    if rig not in offered:
-        raise BadRequest(f"unknown model {rig!r}; this app offers {list(offered)}")
+    runtime.apps.model_arg(caller.app, "rig", rig)  # before a session is created for it
     _, created = await runtime.conversations.ensure_session(
         caller, name.id, legacy_id=name.legacy_id
     )

@@ -65,6 +65,13 @@ class AppRegistry:
         ttl = self.get(app).session_ttl
         return now + timedelta(seconds=ttl) if ttl > 0 else None
 
+    def model_arg(self, app: str, field: str, model: str) -> str:
+        """`model` if `app` offers it; `InvalidInput` (naming `field`) otherwise."""
+        offered = self.get(app).model.models
+        if model not in offered:
+            raise InvalidInput(field, f"unknown model {model!r}; this app offers {list(offered)}")
+        return model
+
     def names(self) -> list[str]:
         return sorted(self._apps)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.clock import utcnow
+from runtime.events.envelope import utc_now
 from runtime.records import JSONObject, SessionRecord, ThreadRecord
 from runtime.store import MessageWindow, SessionStore
 
@@ -59,7 +59,7 @@ async def export_session(store: SessionStore, record: SessionRecord) -> JSONObje
         after = page[-1].id
     return {
         "format": EXPORT_FORMAT,
-        "exported_at": utcnow().isoformat(),
+        "exported_at": utc_now().isoformat(),
         "session": session_json(record),
         "threads": threads,
         "system_events": events,

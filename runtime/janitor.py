@@ -11,8 +11,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from runtime.clock import utcnow
 from runtime.events import EventBus
+from runtime.events.envelope import utc_now
 from runtime.leases import Leases
 from runtime.periodic import Periodic
 from runtime.sessions import SessionHost
@@ -63,7 +63,7 @@ class Janitor:
         deleted = 0
         try:
             while True:
-                expired = await self._store.expired_session_ids(utcnow(), self._batch)
+                expired = await self._store.expired_session_ids(utc_now(), self._batch)
                 if not expired:
                     break
                 deleted += await self._store.delete_sessions(expired)

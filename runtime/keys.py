@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 
 from models import ApiKey, App
 from runtime.auth_throttle import AuthThrottle
-from runtime.clock import utcnow
 from runtime.errors import InvalidInput, NotFound, RateLimited
+from runtime.events.envelope import utc_now
 
 KEY_SCHEME = "cfb"
 # A key's last-used time is written at most this often, not on every request.
@@ -62,7 +62,7 @@ async def revoke_key(prefix: str) -> KeyInfo:
     if key is None:
         raise NotFound(f"no key with prefix {prefix!r}")
     if key.revoked_at is None:
-        key.revoked_at = utcnow()
+        key.revoked_at = utc_now()
         await key.save(update_fields=["revoked_at"])
     await key.fetch_related("apps")
     return _info(key, sorted(app.name for app in key.apps))
@@ -154,11 +154,6 @@ async def unrevoked(prefixes: Sequence[str]) -> set[str]:
     return {str(prefix) for prefix in rows}
 
 
-async def verify_key(clear_key: str) -> KeyInfo | None:
-    """The key's info if it exists and is not revoked (uncached); records its use."""
-    return await _verify_digest(_hash(clear_key.strip()))
-
-
 async def _verify_digest(digest: str) -> KeyInfo | None:
     """One query: the key joined with its apps."""
     rows = await ApiKey.filter(key_hash=digest).values(
@@ -167,7 +162,7 @@ async def _verify_digest(digest: str) -> KeyInfo | None:
     if not rows or rows[0]["revoked_at"] is not None:
         return None
     row = rows[0]
-    now = utcnow()
+    now = utc_now()
     last_used = row["last_used_at"]
     if last_used is None or now - last_used > LAST_USED_RESOLUTION:
         await ApiKey.filter(id=row["id"]).update(last_used_at=now)

@@ -15,8 +15,7 @@ import logging
 from datetime import timedelta
 
 from runtime.announcer import Announcer
-from runtime.clock import utcnow
-from runtime.events.envelope import PROCESSING_CHANGED
+from runtime.events.envelope import PROCESSING_CHANGED, utc_now
 from runtime.leases import Leases
 from runtime.notices import post_notice
 from runtime.periodic import Periodic
@@ -61,7 +60,7 @@ class Recovery:
     async def check(self) -> int:
         """Recover every orphaned turn found now; returns how many."""
         recovered = 0
-        quiet_since = utcnow() - timedelta(seconds=self.lease_seconds)
+        quiet_since = utc_now() - timedelta(seconds=self.lease_seconds)
         for session_id in await self._store.processing_session_ids(SCAN_LIMIT):
             if self._turns.is_busy(session_id) or await self._leases.held(turn_lease(session_id)):
                 continue

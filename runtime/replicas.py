@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from models import Replica
-from runtime.clock import utcnow
+from runtime.events.envelope import utc_now
 from runtime.periodic import Periodic
 
 HEARTBEAT_SECONDS = 10.0
@@ -46,7 +46,7 @@ class Heartbeat:
     def __init__(self, load: Callable[[], Load], interval: float = HEARTBEAT_SECONDS) -> None:
         self.id = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._load = load
-        self._started_at = utcnow()
+        self._started_at = utc_now()
         self.periodic = Periodic("heartbeat", interval, self.beat, first=True)
 
     def start(self) -> None:
@@ -64,7 +64,7 @@ class Heartbeat:
                 "host": socket.gethostname()[:255],
                 "pid": os.getpid(),
                 "started_at": self._started_at,
-                "seen_at": utcnow(),
+                "seen_at": utc_now(),
                 "subscribers": load.subscribers,
                 "cached_sessions": load.cached_sessions,
                 "running_turns": load.running_turns,
@@ -74,7 +74,7 @@ class Heartbeat:
 
 async def live_replicas(interval: float = HEARTBEAT_SECONDS) -> list[ReplicaInfo]:
     """The replicas whose heartbeat is recent, oldest first."""
-    since = utcnow() - timedelta(seconds=interval * STALE_AFTER)
+    since = utc_now() - timedelta(seconds=interval * STALE_AFTER)
     rows = await Replica.filter(seen_at__gte=since).order_by("started_at")
     return [
         ReplicaInfo(

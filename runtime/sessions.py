@@ -33,8 +33,6 @@ class SessionHost:
         # Least recently used first; each entry remembers when it was last used.
         self._cache: OrderedDict[UUID, tuple[SessionRecord, float]] = OrderedDict()
         self._locks: WeakValueDictionary[UUID, asyncio.Lock] = WeakValueDictionary()
-        self.hits = 0
-        self.misses = 0
 
     # -- loading -------------------------------------------------------------
 
@@ -44,9 +42,7 @@ class SessionHost:
         if cached is not None and await self._coherence.is_current(session_id, cached[0].version):
             self._cache[session_id] = (cached[0], time.monotonic())
             self._cache.move_to_end(session_id)
-            self.hits += 1
             return cached[0]
-        self.misses += 1
         return await self.load(session_id)
 
     async def load(self, session_id: UUID) -> SessionRecord | None:
@@ -144,12 +140,8 @@ class SessionHost:
         return evicted
 
     def health(self) -> dict[str, int]:
-        return {
-            "cached_sessions": len(self._cache),
-            "capacity": self._capacity,
-            "hits": self.hits,
-            "misses": self.misses,
-        }
+        """What the metrics and the replica heartbeat read: how many sessions are cached."""
+        return {"cached_sessions": len(self._cache)}
 
     async def shutdown(self) -> None:
         self._cache.clear()

@@ -22,7 +22,7 @@ from models import ClientSecret
 from runtime import keys
 from runtime.agents.builtin import BuiltinBackend
 from runtime.agents.protocol import ModelChunk, ModelRequest
-from runtime.clock import utcnow
+from runtime.events.envelope import utc_now
 from server import create_app
 from settings import Settings
 from tests.conftest import new_id
@@ -117,7 +117,7 @@ async def test_ingest_answers_handles_and_stores_ciphertext_only(
     rows = await stored(client_id)
     assert set(rows) == {"api_key", "rpc.url-2"}
     assert_absent(VALUE, bytes(rows["api_key"].ciphertext), "the ciphertext")
-    assert rows["api_key"].expires_at > utcnow()
+    assert rows["api_key"].expires_at > utc_now()
     assert_absent(VALUE, await sql_dump(), "the database")
 
 
@@ -317,7 +317,7 @@ async def test_an_expired_secret_never_resolves_even_before_the_sweep(
         row = (await stored(client_id))["api_key"]
 
         async def past_expiry() -> bool:
-            return utcnow() > row.expires_at
+            return utc_now() > row.expires_at
 
         await eventually(past_expiry, "the secret's idle time passes")
         _, _, output = await run_tool(http, client_id, HANDLE)
@@ -332,7 +332,7 @@ async def test_using_a_secret_pushes_its_expiry_back(settings: Settings) -> None
         before = (await stored(client_id))["api_key"]
 
         async def touchable() -> bool:  # a use is recorded at most every idle/4
-            return utcnow() >= before.last_used_at + timedelta(seconds=2)
+            return utc_now() >= before.last_used_at + timedelta(seconds=2)
 
         await eventually(touchable, "the touch resolution passes")
         _, _, output = await run_tool(http, client_id, HANDLE)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import ast
 import operator
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from runtime.agents.tools import Tool, ToolContext, ToolError, tool
+from runtime.events.envelope import utc_now
 
 
 @tool(
@@ -27,7 +27,7 @@ async def current_time(arguments: dict[str, Any], context: ToolContext) -> dict[
         zone = ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ToolError(f"unknown time zone {name!r}") from None
-    return {"timezone": name, "iso": datetime.now(UTC).astimezone(zone).isoformat()}
+    return {"timezone": name, "iso": utc_now().astimezone(zone).isoformat()}
 
 
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {

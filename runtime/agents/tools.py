@@ -18,8 +18,6 @@ from runtime.records import SessionRecord
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = 10.0
-
 
 @dataclass(frozen=True, slots=True)
 class ToolContext:

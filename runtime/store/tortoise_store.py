@@ -15,8 +15,8 @@ from tortoise.transactions import in_transaction
 
 from models import Message, Session, SystemEvent, Thread, Turn
 from runtime import database
-from runtime.clock import utcnow
 from runtime.errors import Conflict, NotFound
+from runtime.events.envelope import utc_now
 from runtime.records import (
     UNFINISHED_TURNS,
     JSONObject,
@@ -58,7 +58,7 @@ class TortoiseStore:
     async def create_session(
         self, session_id: UUID, app: str, fields: Mapping[str, Any]
     ) -> tuple[SessionRecord, bool]:
-        now = utcnow()
+        now = utc_now()
         try:
             async with in_transaction() as conn:
                 row = await Session.create(
@@ -96,12 +96,12 @@ class TortoiseStore:
     ) -> SessionRecord | None:
         client = self._fast()
         if client is not None:
-            return await postgres_sql.update_session(client, session_id, fields, expect, utcnow())
+            return await postgres_sql.update_session(client, session_id, fields, expect, utc_now())
         async with in_transaction() as conn:
             updated = await (
                 Session.filter(id=session_id, **(expect or {}))
                 .using_db(conn)
-                .update(**fields, version=F("version") + 1, updated_at=utcnow())
+                .update(**fields, version=F("version") + 1, updated_at=utc_now())
             )
             if not updated:
                 return None
@@ -150,7 +150,7 @@ class TortoiseStore:
     async def create_thread(
         self, session_id: UUID, thread_id: UUID, title: str | None
     ) -> ThreadRecord | None:
-        now = utcnow()
+        now = utc_now()
         try:
             row = await Thread.create(
                 id=thread_id, session_id=session_id, title=title, created_at=now, updated_at=now
@@ -160,7 +160,7 @@ class TortoiseStore:
         return _thread(row)
 
     async def rename_thread(self, thread_id: UUID, title: str) -> ThreadRecord | None:
-        if not await Thread.filter(id=thread_id).update(title=title, updated_at=utcnow()):
+        if not await Thread.filter(id=thread_id).update(title=title, updated_at=utc_now()):
             return None
         return await self.get_thread(thread_id)
 
@@ -175,7 +175,7 @@ class TortoiseStore:
         expires_at: datetime | None = None,
         queue_turn: bool = False,
     ) -> tuple[MessageRecord, SessionRecord]:
-        now = utcnow()
+        now = utc_now()
         client = self._fast()
         if client is not None:
             appended = await postgres_sql.append_message(
@@ -249,12 +249,12 @@ class TortoiseStore:
         if expect is not None:
             rows = rows.filter(status=expect.value)
         values = {k: v.value if isinstance(v, TurnStatus) else v for k, v in fields.items()}
-        return bool(await rows.update(**values, updated_at=utcnow()))
+        return bool(await rows.update(**values, updated_at=utc_now()))
 
     async def cancel_queued_turns(self, session_id: UUID) -> int:
         return int(
             await Turn.filter(session_id=session_id, status=TurnStatus.QUEUED.value).update(
-                status=TurnStatus.CANCELLED.value, updated_at=utcnow()
+                status=TurnStatus.CANCELLED.value, updated_at=utc_now()
             )
         )
 
@@ -304,7 +304,7 @@ class TortoiseStore:
     async def add_system_event(
         self, session_id: UUID, kind: str, payload: JSONObject
     ) -> tuple[SystemEventRecord, SessionRecord | None]:
-        now = utcnow()
+        now = utc_now()
         async with in_transaction() as conn:
             row = await SystemEvent.create(
                 session_id=session_id, kind=kind, payload=payload, created_at=now, using_db=conn

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID, uuid4
 
-from runtime.clock import utcnow
+from runtime.events.envelope import utc_now
 
 
 @dataclass
@@ -15,7 +15,7 @@ class StreamingMessage:
     thread_id: UUID
     id: UUID = field(default_factory=uuid4)
     parts: list[str] = field(default_factory=list)
-    started_at: datetime = field(default_factory=utcnow)
+    started_at: datetime = field(default_factory=utc_now)
 
     @property
     def text(self) -> str:

@@ -15,8 +15,8 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 
 from models import ProviderKey
-from runtime.clock import utcnow
 from runtime.errors import InvalidInput
+from runtime.events.envelope import utc_now
 from runtime.validation import text_arg
 from runtime.vault.cipher import Cipher, VaultError
 from runtime.vault.secrets import client_id_arg
@@ -97,7 +97,7 @@ class ProviderKeys:
         name = provider_arg(provider)
         key = api_key_arg(api_key)
         text = label_arg(label)
-        now = utcnow()
+        now = utc_now()
         fields: dict[str, Any] = {
             "ciphertext": self._cipher.seal(key, _context(app, client, name)),
             "key_prefix": key[:KEY_PREFIX_CHARS],

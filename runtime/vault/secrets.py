@@ -17,8 +17,8 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from models import ClientSecret
-from runtime.clock import utcnow
 from runtime.errors import InvalidInput
+from runtime.events.envelope import utc_now
 from runtime.validation import opaque_id_arg
 from runtime.vault.cipher import Cipher, VaultError
 from runtime.vault.handles import NAME, handle
@@ -106,7 +106,7 @@ class ClientSecrets:
         )
 
     async def _write(self, app: str, client: str, batch: Mapping[str, str]) -> None:
-        now = utcnow()
+        now = utc_now()
         async with in_transaction() as conn:
             mine = ClientSecret.filter(app_id=app, client_id=client)
             await mine.filter(expires_at__lte=now).using_db(conn).delete()
@@ -145,7 +145,7 @@ class ClientSecrets:
     async def names(self, app: str, client_id: str) -> list[str]:
         """The client's live secrets (not their values)."""
         rows = await ClientSecret.filter(
-            app_id=app, client_id=client_id, expires_at__gt=utcnow()
+            app_id=app, client_id=client_id, expires_at__gt=utc_now()
         ).values_list("name", flat=True)
         return sorted(map(str, rows))
 
@@ -155,7 +155,7 @@ class ClientSecrets:
         wanted = [name for name in names if NAME.fullmatch(name)]
         if not wanted:
             return {}
-        now = utcnow()
+        now = utc_now()
         rows = await ClientSecret.filter(
             app_id=app, client_id=client_id, name__in=wanted, expires_at__gt=now
         )
@@ -183,7 +183,7 @@ class ClientSecrets:
     async def sweep(self, batch: int = 500) -> int:
         """Delete expired secrets, at most `batch`; how many went."""
         ids = (
-            await ClientSecret.filter(expires_at__lte=utcnow())
+            await ClientSecret.filter(expires_at__lte=utc_now())
             .limit(batch)
             .values_list("id", flat=True)
         )
