@@ -17,7 +17,6 @@ from uuid import UUID, uuid4
 from runtime import validation
 from runtime.announcer import Announcer
 from runtime.apps import AppRegistry, Caller
-from runtime.clock import utcnow
 from runtime.errors import Conflict, InvalidInput, NotFound
 from runtime.events import RESYNC_REQUIRED, Event
 from runtime.events.envelope import (
@@ -27,6 +26,7 @@ from runtime.events.envelope import (
     SESSION_UPDATED,
     SYSTEM_NOTICE,
     TITLE_CHANGED,
+    utc_now,
 )
 from runtime.records import (
     JSONObject,
@@ -79,13 +79,13 @@ class Conversations:
             or record.app != DEFAULT_APP
             or not caller.has_key
             or record.public_key is not None
-            or _expired(record, utcnow())
+            or _expired(record, utc_now())
             or await self._store.has_messages(record.id)
         ):
             return record
         claimed = await self._host.update(
             record.id,
-            {"app_id": caller.app, "expires_at": self._expiry(caller.app, utcnow())},
+            {"app_id": caller.app, "expires_at": self._expiry(caller.app, utc_now())},
             expect={"app_id": DEFAULT_APP, "version": record.version},
         )
         if claimed is None:  # changed meanwhile: decide on what is stored now
@@ -96,7 +96,7 @@ class Conversations:
     @staticmethod
     def visible(caller: Caller, record: SessionRecord | None) -> SessionRecord | None:
         """`record` if the caller may see it: its own app's, and not expired."""
-        if record is None or record.app != caller.app or _expired(record, utcnow()):
+        if record is None or record.app != caller.app or _expired(record, utc_now()):
             return None
         return record
 
@@ -121,7 +121,7 @@ class Conversations:
         """Create the session, or return it unchanged if this app already has it.
         `legacy_id` is the text id a legacy client named it by (runtime/session_ids.py);
         `client_id` the legacy client it belongs to."""
-        fields: dict[str, Any] = {"expires_at": self._expiry(caller.app, utcnow())}
+        fields: dict[str, Any] = {"expires_at": self._expiry(caller.app, utc_now())}
         if legacy_id is not None:
             fields["legacy_id"] = validation.opaque_id_arg("sessionId", legacy_id)
         if client_id is not None:
@@ -140,7 +140,7 @@ class Conversations:
             record = await self._claim(caller, record) or record
         if record.app != caller.app:
             raise Conflict(f"session id {record.id} is already in use")
-        if not created and _expired(record, utcnow()):
+        if not created and _expired(record, utc_now()):
             # An expired session the janitor has not swept yet: its id is free again.
             await self._host.delete(record.id)
             return await self.create_session(
@@ -264,7 +264,7 @@ class Conversations:
                 after=after,
             )
         )
-        now = utcnow()
+        now = utc_now()
         return Page(
             items=[record for record in page.items if not _expired(record, now)],
             has_next=page.has_next,
@@ -345,13 +345,11 @@ class Conversations:
         events and published as `system_notice`. With `event` (an object with a
         `type` that is not an internal one) it is published as that event instead."""
         self.check_system_message(text, event)
-        await self.get_session(caller, session_id)
-        message, updated = await self._store.append_message(
+        record = await self.get_session(caller, session_id)
+        message, updated = await self.append(
+            record,
             NewMessage(session_id=session_id, thread_id=session_id, role=Role.SYSTEM, content=text),
-            expires_at=self._expiry(caller.app, utcnow()),
         )
-        await self._host.refresh(updated)
-        await self._publish(updated, MESSAGE_ADDED, {"message": message.as_json()})
         if event is None:
             notice = text.strip()
             stored = await self._host.add_system_event(session_id, "notice", {"message": notice})
@@ -360,6 +358,28 @@ class Conversations:
             data = {k: v for k, v in event.items() if k != "type"}
             await self._publish(updated, str(event["type"]), data)
         return message
+
+    async def append(
+        self,
+        session: SessionRecord,
+        message: NewMessage,
+        *,
+        mark_processing: bool = False,
+        queue_turn: bool = False,
+    ) -> tuple[MessageRecord, SessionRecord]:
+        """Store a message in `session` (authorized already: the runtime's own writes,
+        a turn's or a caller's checked one), push the session's expiry back, cache it
+        as it is now and announce the message (`message_added`). The options are the
+        store's (`SessionStore.append_message`)."""
+        stored, updated = await self._store.append_message(
+            message,
+            mark_processing=mark_processing,
+            expires_at=self._expiry(session.app, utc_now()),
+            queue_turn=queue_turn,
+        )
+        await self._host.refresh(updated)
+        await self._publish(updated, MESSAGE_ADDED, {"message": stored.as_json()})
+        return stored, updated
 
     @staticmethod
     def check_system_message(text: str, event: JSONObject | None = None) -> None:
@@ -417,7 +437,7 @@ class Conversations:
         self, caller: Caller, session_id: UUID, fields: Mapping[str, Any]
     ) -> SessionRecord:
         await self.get_session(caller, session_id)
-        changes = {**fields, "last_active_at": utcnow()}
+        changes = {**fields, "last_active_at": utc_now()}
         expiry = self._expiry(caller.app, changes["last_active_at"])
         if expiry is not None:
             changes["expires_at"] = expiry

@@ -2,7 +2,9 @@
 
 Writes go out in the background, one at a time and at least `interval` apart: a
 fast stream costs a few small writes a second and never waits on the database,
-and a crash loses at most the text of the last interval.
+and a crash loses at most the text of the last interval. An answer cut short
+(the model failed, the user interrupted, its server died) is kept as an
+interrupted message (`keep_partial`).
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import contextlib
 import logging
 from uuid import UUID
 
-from runtime.records import TurnStatus
-from runtime.store import SessionStore
+from runtime.conversations import Conversations
+from runtime.records import Role, SessionRecord, TurnStatus
+from runtime.store import NewMessage, SessionStore
 
 logger = logging.getLogger(__name__)
 
@@ -68,3 +71,26 @@ class Checkpoint:
             expect=TurnStatus.RUNNING,
         )
         self._saved = latest
+
+
+async def keep_partial(
+    conversations: Conversations,
+    session: SessionRecord,
+    thread_id: UUID,
+    reply_id: UUID,
+    text: str,
+) -> None:
+    """Store the text an answer had when it was cut short (if any), marked interrupted."""
+    if not text:
+        return
+    await conversations.append(
+        session,
+        NewMessage(
+            session_id=session.id,
+            thread_id=thread_id,
+            role=Role.ASSISTANT,
+            content=text,
+            is_interrupted=True,
+            id=reply_id,
+        ),
+    )

@@ -13,37 +13,42 @@ HISTORY_WINDOW = 50
 def to_model_messages(system_prompt: str, history: list[MessageRecord]) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt}]
     for record in _drop_orphan_tool_results(history):
-        if record.role is Role.TOOL:
-            for result in record.tool_results or []:
-                messages.append(
-                    {
-                        "role": "tool",
-                        "tool_call_id": result.get("call_id", ""),
-                        "name": result.get("tool_name", ""),
-                        "content": record.content,
-                    }
-                )
-        elif record.role is Role.ASSISTANT and record.tool_calls:
-            messages.append(
-                {
-                    "role": "assistant",
-                    "content": record.content or None,
-                    "tool_calls": [
-                        {
-                            "id": call["call_id"],
-                            "type": "function",
-                            "function": {
-                                "name": call["tool_name"],
-                                "arguments": json.dumps(call.get("arguments", {})),
-                            },
-                        }
-                        for call in record.tool_calls
-                    ],
-                }
-            )
-        else:
-            messages.append({"role": record.role.value, "content": record.content})
+        messages += model_messages(record)
     return messages
+
+
+def model_messages(record: MessageRecord) -> list[dict[str, Any]]:
+    """One stored message as the model reads it: the only place that knows the
+    shape of a tool call and of its result (a tool message is one per result)."""
+    if record.role is Role.TOOL:
+        return [
+            {
+                "role": "tool",
+                "tool_call_id": result.get("call_id", ""),
+                "name": result.get("tool_name", ""),
+                "content": record.content,
+            }
+            for result in record.tool_results or []
+        ]
+    if record.role is Role.ASSISTANT and record.tool_calls:
+        return [
+            {
+                "role": "assistant",
+                "content": record.content or None,
+                "tool_calls": [
+                    {
+                        "id": call["call_id"],
+                        "type": "function",
+                        "function": {
+                            "name": call["tool_name"],
+                            "arguments": json.dumps(call.get("arguments", {})),
+                        },
+                    }
+                    for call in record.tool_calls
+                ],
+            }
+        ]
+    return [{"role": record.role.value, "content": record.content}]
 
 
 def _drop_orphan_tool_results(history: list[MessageRecord]) -> list[MessageRecord]:

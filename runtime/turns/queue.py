@@ -20,13 +20,12 @@ from __future__ import annotations
 from uuid import UUID, uuid4
 
 from runtime.announcer import Announcer
-from runtime.apps import AppRegistry
-from runtime.clock import utcnow
-from runtime.events.envelope import MESSAGE_ADDED
+from runtime.conversations import Conversations
 from runtime.notices import post_notice
-from runtime.records import Role, SessionRecord, TurnRecord, TurnStatus
+from runtime.records import SessionRecord, TurnRecord, TurnStatus
 from runtime.sessions import SessionHost
-from runtime.store import NewMessage, SessionStore
+from runtime.store import SessionStore
+from runtime.turns.checkpoint import keep_partial
 from runtime.turns.runner import Turn
 
 CLAIM_BATCH = 20
@@ -40,12 +39,16 @@ GAVE_UP_NOTICE = "The assistant's turn was given up: the server stopped each tim
 
 class TurnQueue:
     def __init__(
-        self, store: SessionStore, host: SessionHost, announcer: Announcer, apps: AppRegistry
+        self,
+        store: SessionStore,
+        host: SessionHost,
+        announcer: Announcer,
+        conversations: Conversations,
     ) -> None:
         self._store = store
         self._host = host
         self._announcer = announcer
-        self._apps = apps
+        self._conversations = conversations
 
     async def next(self, session_id: UUID) -> Turn | None:
         """Claim the session's next turn; the caller holds the session's turn lease."""
@@ -83,26 +86,17 @@ class TurnQueue:
                 await self.finish(row.id, TurnStatus.DONE)
                 return False
         elif row.partial_text:
-            await self._keep_partial(session, row)
+            await keep_partial(
+                self._conversations,
+                session,
+                row.thread_id,
+                row.reply_id or uuid4(),
+                row.partial_text,
+            )
+            await self._store.update_turn(row.id, {"partial_text": "", "reply_id": None})
         if row.tool_started or row.attempts >= MAX_ATTEMPTS:
             await self.finish(row.id, TurnStatus.INTERRUPTED)
             notice = TOOL_STARTED_NOTICE if row.tool_started else GAVE_UP_NOTICE
             await post_notice(self._host, self._announcer, session, "error", notice)
             return False
         return True
-
-    async def _keep_partial(self, session: SessionRecord, row: TurnRecord) -> None:
-        message, updated = await self._store.append_message(
-            NewMessage(
-                session_id=session.id,
-                thread_id=row.thread_id,
-                role=Role.ASSISTANT,
-                content=row.partial_text,
-                is_interrupted=True,
-                id=row.reply_id or uuid4(),
-            ),
-            expires_at=self._apps.expiry(session.app, utcnow()),
-        )
-        await self._host.refresh(updated)
-        await self._announcer.publish(updated, MESSAGE_ADDED, {"message": message.as_json()})
-        await self._store.update_turn(row.id, {"partial_text": "", "reply_id": None})

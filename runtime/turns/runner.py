@@ -30,11 +30,9 @@ from runtime.agents.protocol import ModelError, ModelRequest, TextDelta, ToolCal
 from runtime.agents.registry import Agents, AppAgent
 from runtime.agents.tools import ToolContext, ToolOutcome, run_tool
 from runtime.announcer import Announcer
-from runtime.apps import AppRegistry
-from runtime.clock import utcnow
+from runtime.conversations import Conversations
 from runtime.errors import is_unavailable
 from runtime.events.envelope import (
-    MESSAGE_ADDED,
     MESSAGE_DELTA,
     SYSTEM_NOTICE,
     TOOL_COMPLETE,
@@ -46,8 +44,8 @@ from runtime.sessions import SessionHost
 from runtime.store import MessageWindow, NewMessage, SessionStore
 from runtime.telemetry import tracing
 from runtime.telemetry.metrics import Metrics
-from runtime.turns.checkpoint import Checkpoint
-from runtime.turns.history import HISTORY_WINDOW, to_model_messages
+from runtime.turns.checkpoint import Checkpoint, keep_partial
+from runtime.turns.history import HISTORY_WINDOW, model_messages, to_model_messages
 from runtime.turns.streams import StreamingMessage, Streams
 from runtime.vault import Resolved
 from runtime.vault.handles import names_in
@@ -75,7 +73,7 @@ class TurnRunner:
         agents: Agents,
         announcer: Announcer,
         streams: Streams,
-        apps: AppRegistry,
+        conversations: Conversations,
         metrics: Metrics | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
@@ -84,7 +82,7 @@ class TurnRunner:
         self._agents = agents
         self._announcer = announcer
         self._streams = streams
-        self._apps = apps
+        self._conversations = conversations
         # Set by the scheduler's shutdown: a cancellation then is not the user's.
         self.stopping = False
 
@@ -135,7 +133,14 @@ class TurnRunner:
                 self._streams.end(streaming)
             if not calls:
                 await self._add(
-                    session, streaming.id, turn.thread_id, Role.ASSISTANT, streaming.text
+                    session,
+                    NewMessage(
+                        session_id=session.id,
+                        thread_id=turn.thread_id,
+                        role=Role.ASSISTANT,
+                        content=streaming.text,
+                        id=streaming.id,
+                    ),
                 )
                 return TurnStatus.DONE
             # From here on the turn has effects beyond text: never re-run after a crash.
@@ -218,53 +223,37 @@ class TurnRunner:
         calls: list[ToolCall],
     ) -> list[dict[str, Any]]:
         """Store the calls, run them in parallel, store each result; returns the
-        messages that continue the model's conversation."""
-        stored_calls = [
-            {"call_id": c.call_id, "tool_name": c.name, "arguments": c.arguments} for c in calls
-        ]
-        await self._add(
+        messages that continue the model's conversation (as the stored ones read)."""
+        asked = await self._add(
             session,
-            streaming.id,
-            thread_id,
-            Role.ASSISTANT,
-            streaming.text,
-            tool_calls=stored_calls,
-        )
-        outcomes = await asyncio.gather(*(self._run_tool(agent, session, c) for c in calls))
-        continuation: list[dict[str, Any]] = [
-            {
-                "role": "assistant",
-                "content": streaming.text or None,
-                "tool_calls": [
-                    {
-                        "id": c.call_id,
-                        "type": "function",
-                        "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
-                    }
+            NewMessage(
+                session_id=session.id,
+                thread_id=thread_id,
+                role=Role.ASSISTANT,
+                content=streaming.text,
+                tool_calls=[
+                    {"call_id": c.call_id, "tool_name": c.name, "arguments": c.arguments}
                     for c in calls
                 ],
-            }
-        ]
+                id=streaming.id,
+            ),
+        )
+        outcomes = await asyncio.gather(*(self._run_tool(agent, session, c) for c in calls))
+        continuation = model_messages(asked)
         for call, outcome in zip(calls, outcomes, strict=True):
-            content = json.dumps(outcome.as_json())
-            await self._add(
+            answered = await self._add(
                 session,
-                uuid4(),
-                thread_id,
-                Role.TOOL,
-                content,
-                tool_results=[
-                    {"call_id": call.call_id, "tool_name": call.name, **outcome.as_json()}
-                ],
+                NewMessage(
+                    session_id=session.id,
+                    thread_id=thread_id,
+                    role=Role.TOOL,
+                    content=json.dumps(outcome.as_json()),
+                    tool_results=[
+                        {"call_id": call.call_id, "tool_name": call.name, **outcome.as_json()}
+                    ],
+                ),
             )
-            continuation.append(
-                {
-                    "role": "tool",
-                    "tool_call_id": call.call_id,
-                    "name": call.name,
-                    "content": content,
-                }
-            )
+            continuation += model_messages(answered)
         return continuation
 
     async def _run_tool(
@@ -337,49 +326,18 @@ class TurnRunner:
         values = await vault.secrets.resolve(session.app, session.client_id, names)
         return Resolved(values)
 
-    async def _add(
-        self,
-        session: SessionRecord,
-        message_id: UUID,
-        thread_id: UUID,
-        role: Role,
-        content: str,
-        *,
-        tool_calls: list[dict[str, Any]] | None = None,
-        tool_results: list[dict[str, Any]] | None = None,
-        is_interrupted: bool = False,
-    ) -> MessageRecord:
-        message, updated = await self._store.append_message(
-            NewMessage(
-                session_id=session.id,
-                thread_id=thread_id,
-                role=role,
-                content=content,
-                tool_calls=tool_calls,
-                tool_results=tool_results,
-                is_interrupted=is_interrupted,
-                id=message_id,
-            ),
-            expires_at=self._apps.expiry(session.app, utcnow()),
-        )
-        await self._host.refresh(updated)
-        await self._announcer.publish(session, MESSAGE_ADDED, {"message": message.as_json()})
-        return message
+    async def _add(self, session: SessionRecord, message: NewMessage) -> MessageRecord:
+        stored, _ = await self._conversations.append(session, message)
+        return stored
 
     async def _fail(
         self, session: SessionRecord, streaming: StreamingMessage, error: Exception, agent: AppAgent
     ) -> None:
         reason = str(error) or f"the model did not answer within {agent.model_timeout:g}s"
         logger.warning("turn of session %s failed: %s", session.id, reason)
-        if streaming.text:
-            await self._add(
-                session,
-                streaming.id,
-                streaming.thread_id,
-                Role.ASSISTANT,
-                streaming.text,
-                is_interrupted=True,
-            )
+        await keep_partial(
+            self._conversations, session, streaming.thread_id, streaming.id, streaming.text
+        )
         await self._note(session, "error", f"The assistant failed: {reason}")
 
     async def _interrupted(self, session: SessionRecord, streaming: StreamingMessage) -> None:
@@ -389,15 +347,9 @@ class TurnRunner:
     async def _record_interruption(
         self, session: SessionRecord, streaming: StreamingMessage
     ) -> None:
-        if streaming.text:
-            await self._add(
-                session,
-                streaming.id,
-                streaming.thread_id,
-                Role.ASSISTANT,
-                streaming.text,
-                is_interrupted=True,
-            )
+        await keep_partial(
+            self._conversations, session, streaming.thread_id, streaming.id, streaming.text
+        )
         await self._host.add_system_event(session.id, "inline_call", dict(INTERRUPTION))
         await self._announcer.publish(session, SYSTEM_NOTICE, {"message": INTERRUPTION["payload"]})
 

@@ -10,10 +10,9 @@ from runtime import validation
 from runtime.agents.registry import Agents
 from runtime.announcer import Announcer
 from runtime.apps import AppRegistry, Caller
-from runtime.clock import utcnow
 from runtime.conversations import Conversations
 from runtime.errors import InvalidInput, NotFound, RateLimited
-from runtime.events.envelope import INTERRUPT_REQUESTED, MESSAGE_ADDED, PROCESSING_CHANGED
+from runtime.events.envelope import INTERRUPT_REQUESTED, PROCESSING_CHANGED
 from runtime.leases import Leases
 from runtime.rate_limits import RateLimiter
 from runtime.records import JSONObject, Role, SessionRecord
@@ -73,11 +72,11 @@ class Turns:
         self._agents = agents
         self.streams = Streams()
         metrics = metrics or Metrics()
-        runner = TurnRunner(host, store, agents, announcer, self.streams, apps, metrics)
+        runner = TurnRunner(host, store, agents, announcer, self.streams, conversations, metrics)
         titler = Titler(host, store, agents, announcer)
         self._scheduler = TurnScheduler(
             host,
-            TurnQueue(store, host, announcer, apps),
+            TurnQueue(store, host, announcer, conversations),
             runner,
             self._set_processing,
             titler.title_if_untitled,
@@ -171,7 +170,8 @@ class Turns:
         if wallet is not None and wallet != record.public_key:
             record = await self._conversations.bind_wallet(caller, session_id, wallet)
         starting = not self._scheduler.is_busy(session_id)
-        message, record = await self._store.append_message(
+        message, record = await self._conversations.append(
+            record,
             NewMessage(
                 session_id=session_id,
                 thread_id=thread_id or session_id,
@@ -179,13 +179,10 @@ class Turns:
                 content=text,
             ),
             mark_processing=starting,
-            expires_at=self._apps.expiry(caller.app, utcnow()),
             queue_turn=True,
         )
         # The turn runs in the background: its log lines and spans continue this request's.
         turn_origins.remember(message.id, tracing.current_context())
-        await self._host.refresh(record)
-        await self._announcer.publish(record, MESSAGE_ADDED, {"message": message.as_json()})
         if starting:
             await self._announcer.publish(record, PROCESSING_CHANGED, {"is_processing": True})
         return record
@@ -220,9 +217,7 @@ class Turns:
                 logger.warning("interrupt of session %s: no replica stopped a turn", record.id)
 
     async def select_model(self, caller: Caller, session_id: UUID, model: str) -> SessionRecord:
-        allowed = self._apps.get(caller.app).model.models
-        if model not in allowed:
-            raise InvalidInput("model", f"unknown model {model!r}; this app offers {list(allowed)}")
+        self._apps.model_arg(caller.app, "model", model)
         await self._conversations.get_session(caller, session_id)
         record = await self._host.update(session_id, {"model": model})
         if record is None:
