@@ -9,7 +9,6 @@ matters); both run under the same tests.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -17,47 +16,24 @@ from uuid import UUID
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from runtime.records import (
-    MessageRecord,
-    Page,
-    Role,
-    SessionRecord,
-    SystemEventRecord,
-    TitleSource,
-)
+from runtime.records import MessageRecord, Page, SessionRecord, SystemEventRecord
 from runtime.store.protocol import MessageWindow, NewMessage
+from runtime.store.rows import MESSAGES, SESSIONS, SYSTEM_EVENTS, as_json_text
 
-SESSION_COLUMNS = (
-    "id, app_id, title, title_source, public_key, user_state, state, metadata, model, "
-    "is_archived, is_processing, version, events_read_upto, last_event_id, created_at, "
-    "updated_at, last_active_at, expires_at, legacy_id, client_id"
-)
-MESSAGE_COLUMNS = (
-    "id, session_id, thread_id, seq, role, content, tool_calls, tool_results, is_interrupted, "
-    "created_at"
-)
-# Columns a caller may set through `update_session`, and which of them hold JSON.
-UPDATABLE = frozenset(
-    {
-        "title",
-        "title_source",
-        "public_key",
-        "user_state",
-        "state",
-        "metadata",
-        "model",
-        "is_archived",
-        "is_processing",
-        "events_read_upto",
-        "last_active_at",
-        "expires_at",
-        "client_id",
-        "app_id",  # only by a claim (runtime/conversations.py), compared and set
-    }
-)
+SESSION_COLUMNS = SESSIONS.sql
+MESSAGE_COLUMNS = MESSAGES.sql
+# Columns a caller may set through `update_session` (every one but those the store
+# keeps itself; `app_id` only by a claim, runtime/conversations.py, compared and set).
+UPDATABLE = frozenset(SESSIONS.columns) - {
+    "id",
+    "version",
+    "created_at",
+    "updated_at",
+    "last_event_id",
+    "legacy_id",
+}
 # Columns a compare-and-set may also compare.
 EXPECTABLE = UPDATABLE | {"version"}
-JSON_COLUMNS = frozenset({"user_state", "state", "metadata", "tool_calls", "tool_results"})
 
 _APPEND = f"""
 WITH thread AS (
@@ -68,7 +44,8 @@ WITH thread AS (
         is_processing = is_processing OR $10, expires_at = COALESCE($11, expires_at)
     WHERE id = $3 RETURNING {SESSION_COLUMNS}
 ), message AS (
-    INSERT INTO messages ({MESSAGE_COLUMNS})
+    INSERT INTO messages (id, session_id, thread_id, seq, role, content, tool_calls,
+        tool_results, is_interrupted, created_at)
     SELECT $4, $3, $2, thread.seq, $5, $6, $7, $8, $9, $1 FROM thread
     RETURNING seq
 ), turn AS (
@@ -99,8 +76,8 @@ async def append_message(
             message_id,
             message.role.value,
             message.content,
-            _json(message.tool_calls),
-            _json(message.tool_results),
+            as_json_text(message.tool_calls),
+            as_json_text(message.tool_results),
             message.is_interrupted,
             mark_processing,
             expires_at,
@@ -122,7 +99,7 @@ async def append_message(
         is_interrupted=message.is_interrupted,
         created_at=now,
     )
-    return record, session_from_row(row)
+    return record, SESSIONS.record(row)
 
 
 async def update_session(
@@ -138,7 +115,7 @@ async def update_session(
     values: list[Any] = [session_id, now]
     assignments = ["version = version + 1", "updated_at = $2"]
     for column, value in fields.items():
-        values.append(_json(value) if column in JSON_COLUMNS else value)
+        values.append(as_json_text(value) if column in SESSIONS.json_columns else value)
         assignments.append(f"{column} = ${len(values)}")
     conditions = ["id = $1"]
     for column, value in (expect or {}).items():
@@ -149,7 +126,7 @@ async def update_session(
         f"RETURNING {SESSION_COLUMNS}",
         values,
     )
-    return session_from_row(rows[0]) if rows else None
+    return SESSIONS.record(rows[0]) if rows else None
 
 
 async def list_messages(
@@ -170,7 +147,7 @@ async def list_messages(
         values,
     )
     more = len(rows) > window.limit
-    found = [message_from_row(row) for row in rows[: window.limit]]
+    found = [MESSAGES.record(row) for row in rows[: window.limit]]
     if window.from_end:
         return Page(items=found[::-1], has_next=window.before is not None, has_previous=more)
     return Page(items=found, has_next=more, has_previous=window.after is not None)
@@ -180,70 +157,8 @@ async def list_system_events(
     client: BaseDBAsyncClient, session_id: UUID, after_id: int, limit: int
 ) -> list[SystemEventRecord]:
     rows = await client.execute_query_dict(
-        "SELECT id, session_id, kind, payload, created_at FROM system_events "
+        f"SELECT {SYSTEM_EVENTS.sql} FROM system_events "
         "WHERE session_id = $1 AND id > $2 ORDER BY id LIMIT $3",
         [session_id, after_id, limit],
     )
-    return [
-        SystemEventRecord(
-            id=row["id"],
-            session_id=_uuid(row["session_id"]),
-            kind=row["kind"],
-            payload=_from_json(row["payload"]),
-            created_at=row["created_at"],
-        )
-        for row in rows
-    ]
-
-
-def session_from_row(row: Mapping[str, Any]) -> SessionRecord:
-    return SessionRecord(
-        id=_uuid(row["id"]),
-        app=row["app_id"],
-        title=row["title"],
-        title_source=TitleSource(row["title_source"]),
-        public_key=row["public_key"],
-        user_state=_from_json(row["user_state"]),
-        state=_from_json(row["state"]) or {},
-        metadata=_from_json(row["metadata"]) or {},
-        model=row["model"],
-        is_archived=row["is_archived"],
-        is_processing=row["is_processing"],
-        version=row["version"],
-        events_read_upto=row["events_read_upto"],
-        last_event_id=row["last_event_id"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        last_active_at=row["last_active_at"],
-        expires_at=row["expires_at"],
-        legacy_id=row["legacy_id"],
-        client_id=row["client_id"],
-    )
-
-
-def message_from_row(row: Mapping[str, Any]) -> MessageRecord:
-    return MessageRecord(
-        id=_uuid(row["id"]),
-        session_id=_uuid(row["session_id"]),
-        thread_id=_uuid(row["thread_id"]),
-        seq=row["seq"],
-        role=Role(row["role"]),
-        content=row["content"],
-        tool_calls=_from_json(row["tool_calls"]),
-        tool_results=_from_json(row["tool_results"]),
-        is_interrupted=row["is_interrupted"],
-        created_at=row["created_at"],
-    )
-
-
-def _uuid(value: Any) -> UUID:
-    # asyncpg's UUID class subclasses the standard one (equal, same hash): keep it.
-    return value if isinstance(value, UUID) else UUID(str(value))
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
-
-
-def _from_json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
+    return [SYSTEM_EVENTS.record(row) for row in rows]

@@ -22,16 +22,15 @@ from runtime.records import (
     JSONObject,
     MessageRecord,
     Page,
-    Role,
     SessionRecord,
     SystemEventRecord,
     ThreadRecord,
-    TitleSource,
     TurnRecord,
     TurnStatus,
 )
 from runtime.store import postgres_sql
 from runtime.store.protocol import MessageWindow, NewMessage, SessionQuery
+from runtime.store.rows import MESSAGES, SESSIONS, SYSTEM_EVENTS, THREADS, TURNS, as_uuid
 
 
 class TortoiseStore:
@@ -53,7 +52,7 @@ class TortoiseStore:
 
     async def get_session(self, session_id: UUID) -> SessionRecord | None:
         row = await Session.get_or_none(id=session_id)
-        return None if row is None else _session(row)
+        return None if row is None else SESSIONS.from_model(row)
 
     async def create_session(
         self, session_id: UUID, app: str, fields: Mapping[str, Any]
@@ -81,12 +80,12 @@ class TortoiseStore:
         except IntegrityError:
             existing = await Session.get_or_none(id=session_id)
             if existing is not None:
-                return _session(existing), False
+                return SESSIONS.from_model(existing), False
             if await Thread.exists(id=session_id):
                 # A session's primary thread takes the session's id.
                 raise Conflict(f"id {session_id} is already in use by a thread") from None
             raise  # lost a race with a delete; the caller may retry
-        return _session(row), True
+        return SESSIONS.from_model(row), True
 
     async def update_session(
         self,
@@ -106,7 +105,7 @@ class TortoiseStore:
             if not updated:
                 return None
             row = await Session.get(id=session_id, using_db=conn)
-        return _session(row)
+        return SESSIONS.from_model(row)
 
     async def delete_session(self, session_id: UUID) -> bool:
         # Threads, messages and system events go with it (ON DELETE CASCADE).
@@ -134,18 +133,18 @@ class TortoiseStore:
             )
         found = await rows.order_by("-last_active_at", "-id").limit(query.limit + 1)
         return Page(
-            items=[_session(row) for row in found[: query.limit]],
+            items=[SESSIONS.from_model(row) for row in found[: query.limit]],
             has_next=len(found) > query.limit,
             has_previous=query.after is not None,
         )
 
     async def get_thread(self, thread_id: UUID) -> ThreadRecord | None:
         row = await Thread.get_or_none(id=thread_id)
-        return None if row is None else _thread(row)
+        return None if row is None else THREADS.from_model(row)
 
     async def list_threads(self, session_id: UUID) -> list[ThreadRecord]:
         rows = await Thread.filter(session_id=session_id).order_by("created_at", "id")
-        return [_thread(row) for row in rows]
+        return [THREADS.from_model(row) for row in rows]
 
     async def create_thread(
         self, session_id: UUID, thread_id: UUID, title: str | None
@@ -157,7 +156,7 @@ class TortoiseStore:
             )
         except IntegrityError:
             return None
-        return _thread(row)
+        return THREADS.from_model(row)
 
     async def rename_thread(self, thread_id: UUID, title: str) -> ThreadRecord | None:
         if not await Thread.filter(id=thread_id).update(title=title, updated_at=utc_now()):
@@ -228,11 +227,11 @@ class TortoiseStore:
                 .update(version=F("version") + 1, **touch)
             )
             session = await Session.get(id=message.session_id, using_db=conn)
-        return _message(row), _session(session)
+        return MESSAGES.from_model(row), SESSIONS.from_model(session)
 
     async def get_message(self, message_id: UUID) -> MessageRecord | None:
         row = await Message.get_or_none(id=message_id)
-        return None if row is None else _message(row)
+        return None if row is None else MESSAGES.from_model(row)
 
     async def unfinished_turns(self, session_id: UUID, limit: int) -> list[TurnRecord]:
         rows = (
@@ -240,7 +239,7 @@ class TortoiseStore:
             .order_by("id")
             .limit(limit)
         )
-        return [_turn(row) for row in rows]
+        return [TURNS.from_model(row) for row in rows]
 
     async def update_turn(
         self, turn_id: int, fields: Mapping[str, Any], expect: TurnStatus | None = None
@@ -265,7 +264,7 @@ class TortoiseStore:
             .limit(limit)
             .values_list("id", flat=True)
         )
-        return [_uuid(row) for row in rows]
+        return [as_uuid(row) for row in rows]
 
     async def delete_sessions(self, session_ids: list[UUID]) -> int:
         if not session_ids:
@@ -274,7 +273,7 @@ class TortoiseStore:
 
     async def processing_session_ids(self, limit: int) -> list[UUID]:
         rows = await Session.filter(is_processing=True).limit(limit).values_list("id", flat=True)
-        return [_uuid(row) for row in rows]
+        return [as_uuid(row) for row in rows]
 
     async def list_messages(self, thread_id: UUID, window: MessageWindow) -> Page[MessageRecord]:
         client = self._fast()
@@ -290,13 +289,13 @@ class TortoiseStore:
             more = len(found) > window.limit
             found = found[: window.limit][::-1]
             return Page(
-                items=[_message(row) for row in found],
+                items=[MESSAGES.from_model(row) for row in found],
                 has_next=window.before is not None,
                 has_previous=more,
             )
         found = list(await rows.order_by("seq").limit(window.limit + 1))
         return Page(
-            items=[_message(row) for row in found[: window.limit]],
+            items=[MESSAGES.from_model(row) for row in found[: window.limit]],
             has_next=len(found) > window.limit,
             has_previous=window.after is not None,
         )
@@ -315,7 +314,8 @@ class TortoiseStore:
                 .update(last_event_id=row.id, version=F("version") + 1, updated_at=now)
             )
             session = await Session.get_or_none(id=session_id, using_db=conn)
-        return _system_event(row), None if session is None else _session(session)
+        stored = None if session is None else SESSIONS.from_model(session)
+        return SYSTEM_EVENTS.from_model(row), stored
 
     async def list_system_events(
         self, session_id: UUID, after_id: int = 0, limit: int = 1000
@@ -328,83 +328,4 @@ class TortoiseStore:
             .order_by("id")
             .limit(limit)
         )
-        return [_system_event(row) for row in rows]
-
-
-def _session(row: Session) -> SessionRecord:
-    return SessionRecord(
-        id=_uuid(row.id),
-        app=row.app_id,  # type: ignore[attr-defined]
-        title=row.title,
-        title_source=TitleSource(row.title_source),
-        public_key=row.public_key,
-        user_state=row.user_state,
-        state=row.state or {},
-        metadata=row.metadata or {},
-        model=row.model,
-        is_archived=row.is_archived,
-        is_processing=row.is_processing,
-        version=row.version,
-        events_read_upto=row.events_read_upto,
-        last_event_id=row.last_event_id,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        last_active_at=row.last_active_at,
-        expires_at=row.expires_at,
-        legacy_id=row.legacy_id,
-        client_id=row.client_id,
-    )
-
-
-def _thread(row: Thread) -> ThreadRecord:
-    return ThreadRecord(
-        id=_uuid(row.id),
-        session_id=_uuid(row.session_id),  # type: ignore[attr-defined]
-        title=row.title,
-        is_primary=row.is_primary,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
-def _message(row: Message) -> MessageRecord:
-    return MessageRecord(
-        id=_uuid(row.id),
-        session_id=_uuid(row.session_id),  # type: ignore[attr-defined]
-        thread_id=_uuid(row.thread_id),  # type: ignore[attr-defined]
-        seq=row.seq,
-        role=Role(row.role),
-        content=row.content,
-        tool_calls=row.tool_calls,
-        tool_results=row.tool_results,
-        is_interrupted=row.is_interrupted,
-        created_at=row.created_at,
-    )
-
-
-def _turn(row: Turn) -> TurnRecord:
-    return TurnRecord(
-        id=row.id,
-        session_id=_uuid(row.session_id),  # type: ignore[attr-defined]
-        thread_id=_uuid(row.thread_id),  # type: ignore[attr-defined]
-        message_id=_uuid(row.message_id),
-        status=TurnStatus(row.status),
-        attempts=row.attempts,
-        tool_started=row.tool_started,
-        reply_id=None if row.reply_id is None else _uuid(row.reply_id),
-        partial_text=row.partial_text,
-    )
-
-
-def _system_event(row: SystemEvent) -> SystemEventRecord:
-    return SystemEventRecord(
-        id=row.id,
-        session_id=_uuid(row.session_id),  # type: ignore[attr-defined]
-        kind=row.kind,
-        payload=row.payload,
-        created_at=row.created_at,
-    )
-
-
-def _uuid(value: object) -> UUID:
-    return value if isinstance(value, UUID) else UUID(str(value))
+        return [SYSTEM_EVENTS.from_model(row) for row in rows]
