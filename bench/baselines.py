@@ -9,9 +9,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from rest import baselines_fanout
-from rest.request import parse_uuid, runtime_of
+from bench import baselines_fanout
+from rest.request import runtime_of
 from runtime.store import MessageWindow
+from runtime.validation import uuid_arg
 
 SNAPSHOT_MESSAGES = 20
 
@@ -19,7 +20,7 @@ SNAPSHOT_MESSAGES = 20
 async def raw_snapshot(request: Request) -> Response:
     """Title, processing flag and the last 20 messages of a session."""
     runtime = runtime_of(request)
-    session_id = parse_uuid(request.query_params["id"], "id")
+    session_id = uuid_arg("id", request.query_params["id"])
     session = await runtime.sessions.get(session_id)
     if session is None:
         return JSONResponse({"error": "not found"}, status_code=404)

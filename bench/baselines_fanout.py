@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -20,8 +19,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from rest.request import parse_uuid, runtime_of
-from runtime.events.envelope import TOOL_UPDATE
+from rest.request import runtime_of
+from runtime.events.envelope import TOOL_UPDATE, utc_now
+from runtime.validation import uuid_arg
 
 # The raw subscribers live for the process; one benchmark at a time uses them.
 _raw_subscribers: set[WebSocket] = set()
@@ -45,7 +45,7 @@ def _pacing(request: Request) -> tuple[int, float]:
 
 async def publish(request: Request) -> Response:
     runtime = runtime_of(request)
-    session = await runtime.sessions.get(parse_uuid(request.query_params["session"], "session"))
+    session = await runtime.sessions.get(uuid_arg("session", request.query_params["session"]))
     if session is None:
         return JSONResponse({"error": "not found"}, status_code=404)
     count, interval = _pacing(request)
@@ -74,7 +74,7 @@ async def raw_broadcast(request: Request) -> Response:
         event = {
             **tool_progress(step, count),
             "cursor": str(step),
-            "ts": datetime.now(UTC).isoformat(),
+            "ts": utc_now().isoformat(),
         }
         text = json.dumps(
             {
