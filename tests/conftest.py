@@ -87,6 +87,51 @@ app_requests_per_minute = 5
 """
 
 
+# Areas to run on their own (`pytest -m redis`, `-m "not slow"`; pyproject.toml
+# declares them). A test is in an area by the fixtures it uses; modules that start
+# processes themselves say so with `pytestmark`.
+_AREA_FIXTURES = {
+    "postgres": {"postgres_url"},
+    "redis": {"redis_url"},
+    "processes": {"live_env", "server", "replicas"},
+}
+# Parametrized fixtures whose parameter picks a service (`database_url`, `bus`).
+_AREA_PARAMS = {"postgres": "postgres", "redis": "redis"}
+# Modules that take longer than a few seconds per test (clusters, PgBouncer,
+# browsers, crashes, generated requests): `-m "not slow"` leaves them out.
+SLOW_MODULES = frozenset(
+    {
+        "test_redis_cluster",
+        "test_pgbouncer",
+        "test_concurrent_startup",
+        "test_container_files",
+        "test_crash_recovery",
+        "test_graphql_fuzz",
+        "test_rest_openapi",
+        "test_postgres_faults",
+        "test_bench_smoke",
+        "test_backup_restore",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        values = callspec.params.values() if callspec is not None else ()
+        params = {value for value in values if isinstance(value, str)}
+        for area, names in _AREA_FIXTURES.items():
+            if fixtures & names or _AREA_PARAMS.get(area) in params:
+                item.add_marker(area)
+        module = getattr(item, "module", None)
+        if module is not None and module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
+            item.add_marker("slow")
+        if "live_env" in fixtures:  # the servers' PostgreSQL and Redis
+            item.add_marker("postgres")
+            item.add_marker("redis")
+
+
 def unavailable(what: str, reason: str) -> None:
     """Skip with the reason, or fail under CI where every service must be there."""
     message = f"{what} is not reachable: {reason}"
@@ -212,7 +257,19 @@ def new_wallet() -> str:
     return "0x" + uuid.uuid4().hex + uuid.uuid4().hex[:8]
 
 
-REDIS_URL = os.environ.get("CONFAB_TEST_REDIS", "redis://127.0.0.1:6379/0")
+def _worker_redis(base: str) -> str:
+    """The suite's own Redis database (13 by default): it never touches data it did
+    not create. Parallel workers (pytest-xdist's gw0, gw1, ...) each take the next
+    number up, so one worker's keys never meet another's."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return base
+    prefix, _, database = base.rpartition("/")
+    number = int(database) if database.isdigit() else 0
+    return f"{prefix}/{number + int(worker[2:])}"
+
+
+REDIS_URL = _worker_redis(os.environ.get("CONFAB_TEST_REDIS", "redis://127.0.0.1:6379/13"))
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,9 @@ from runtime import keys
 from settings import Settings
 from tests.conftest import GraphQLClient, new_id, new_wallet
 
+pytestmark = pytest.mark.processes
+
+
 ROOT = Path(__file__).resolve().parent.parent
 
 CREATE = "mutation($id: ID!, $k: String) { createSession(id: $id, publicKey: $k) { id app } }"

@@ -32,6 +32,9 @@ from tests.conftest import new_id
 from tests.live import LEGACY_WS, TRANSPORT_WS
 from tests.processes import ServerProcess
 
+pytestmark = pytest.mark.processes
+
+
 LIMIT = Settings().auth_failures_per_minute  # the default: what a deployment gets
 MODELS = "{ models }"
 

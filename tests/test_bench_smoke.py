@@ -12,7 +12,7 @@ import pytest
 
 from tests.processes import ROOT
 
-pytestmark = pytest.mark.usefixtures("postgres_url", "redis_url")
+pytestmark = [pytest.mark.usefixtures("postgres_url", "redis_url"), pytest.mark.processes]
 
 
 def run_bench(module: str, *args: str) -> tuple[str, dict[str, Any]]:

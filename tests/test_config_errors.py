@@ -12,6 +12,9 @@ import pytest
 
 from tests.processes import ROOT
 
+pytestmark = pytest.mark.processes
+
+
 CASES = {
     "misspelt-key": (
         "[apps.shop]\nsesion_ttl = 60\n",

@@ -23,6 +23,9 @@ from tests.live import run_cli
 from tests.processes import ServerProcess, free_port
 from tests.tls_certs import Certificates, make_certificates
 
+pytestmark = pytest.mark.processes
+
+
 SECRET = "s3cret-Pa55"
 BASE = f"postgresql://confab:{SECRET}@db.example:6543/confab"
 

@@ -11,6 +11,9 @@ from tests.conftest import new_id, new_wallet
 from tests.live import run_cli
 from tests.processes import ServerProcess
 
+pytestmark = pytest.mark.processes
+
+
 WRITE = """
 mutation($id: ID!, $k: String!) {
   createSession(id: $id, publicKey: $k, metadata: {plan: "pro"}) { id }
