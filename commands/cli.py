@@ -31,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level, settings.log_format)
     command = args.command or "serve"
+    for variable in settings.unknown_variables:
+        if command == "check-config":
+            print(f"warning: {variable} is set but is no setting: ignored", file=sys.stderr)
+        else:
+            logging.getLogger("confab").warning("%s is set but is no setting: ignored", variable)
     if command != "serve":
         logging.getLogger("tortoise").setLevel(logging.WARNING)
     if command in ("serve", "check-config"):

@@ -126,6 +126,22 @@ def test_a_bad_config_is_one_line_and_exit_code_2(
     assert not (tmp_path / "confab.sqlite3").exists()  # nothing was written
 
 
+def test_an_unknown_confab_variable_is_named_with_the_closest_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typo in an environment variable is not silently ignored (nor fatal: the
+    setting it meant keeps its default, and the warning says which one)."""
+    env = {"CONFAB_LOG_LEVL": "debug", "CONFAB_SOMETHING_ELSE": "1"}
+    code, out, err = check_config("", env, tmp_path, monkeypatch, capsys)
+    assert code == 0, err
+    assert "config ok" in out
+    assert err.splitlines() == [
+        "warning: CONFAB_LOG_LEVL (did you mean CONFAB_LOG_LEVEL?) is set but is no setting: "
+        "ignored",
+        "warning: CONFAB_SOMETHING_ELSE is set but is no setting: ignored",
+    ]
+
+
 def test_serve_refuses_to_start_on_a_bad_config(tmp_path: Path) -> None:
     """The real command: the check runs before anything listens or is written."""
     config, env, expected = CASES["misspelt-key"]
