@@ -7,14 +7,10 @@ uses it (its progress and result arrive on the update stream), clear the secrets
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 
 import httpx
-import pytest
 
 from tests.conftest import new_id
-from tests.live import cli
-from tests.processes import ServerProcess
 from tests.rest_client import (
     assert_legacy_message,
     chat,
@@ -23,37 +19,10 @@ from tests.rest_client import (
     until_idle,
     updates,
 )
-from tests.vault_support import live_vault_env, sha256, tool_output, use_secret
+from tests.vault_server import env, http, server, vault_key  # noqa: F401 - fixtures
+from tests.vault_support import sha256, tool_output, use_secret
 
 WALLET = "0x742d35Cc6634C0532925a3b844Bc454e4438f44e"
-
-
-@pytest.fixture(scope="module")
-def env(live_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return live_vault_env(live_env, tmp_path_factory.mktemp("cli-config"))
-
-
-@pytest.fixture(scope="module")
-def server(
-    env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    process = ServerProcess(env, tmp_path_factory.mktemp("cli-server") / "server.log")
-    try:
-        process.wait_ready()
-        yield process
-    finally:
-        process.stop()
-
-
-@pytest.fixture(scope="module")
-def vault_key(env: dict[str, str]) -> str:
-    return cli(env, "keys", "create", "--app", "vault")
-
-
-@pytest.fixture
-async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-        yield client
 
 
 async def test_the_command_line_chat_flow(http: httpx.AsyncClient, vault_key: str) -> None:

@@ -8,52 +8,21 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
 
 import httpx
-import pytest
 
 from tests.conftest import new_id
-from tests.live import cli
 from tests.processes import ServerProcess
 from tests.rest_client import chat, headers, ok, until_idle, updates
+from tests.vault_server import env, http, server, vault_key  # noqa: F401 - fixtures
 from tests.vault_support import (
     assert_absent,
-    live_vault_env,
     postgres_dump,
     redis_dump,
     sha256,
     tool_output,
     use_secret,
 )
-
-
-@pytest.fixture(scope="module")
-def env(live_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return live_vault_env(live_env, tmp_path_factory.mktemp("vault-config"))
-
-
-@pytest.fixture(scope="module")
-def server(
-    env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    process = ServerProcess(env, tmp_path_factory.mktemp("vault-server") / "server.log")
-    try:
-        process.wait_ready()
-        yield process
-    finally:
-        process.stop()
-
-
-@pytest.fixture(scope="module")
-def vault_key(env: dict[str, str]) -> str:
-    return cli(env, "keys", "create", "--app", "vault")
-
-
-@pytest.fixture
-async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-        yield client
 
 
 async def test_a_secret_value_is_nowhere_the_server_stored_or_logged(
