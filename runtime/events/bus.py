@@ -162,6 +162,26 @@ class EventBus(ABC):
         subscription.replay(read.events)
         self.stats["replayed"] += len(read.events)
 
+    async def _fill_gap(self, subscription: Subscription) -> None:
+        """After live delivery broke off (a reconnect, a moved slot): what the log
+        holds past what the subscriber has, or `resync_required` where that cannot
+        be known or the log no longer reaches back."""
+        session_id = subscription.session_id
+        if not subscription.position_known:
+            # Where it stood is unknown (the log was unreadable when it subscribed):
+            # it must refetch, then continue from the head.
+            head = LogRead([], complete=False, head=await self.head(session_id))
+            subscription.push(self._resync_event(session_id, 0, head))
+            subscription.position_known = True
+            self.stats["resyncs"] += 1
+            return
+        read = await self.read_log(session_id, subscription.high_water)
+        if not read.complete:
+            self.stats["resyncs"] += 1
+            subscription.push(self._resync_event(session_id, subscription.high_water, read))
+        for event in read.events:
+            subscription.push(event)
+
     def _resync_event(self, session_id: UUID, after: int, read: LogRead) -> Event:
         """Tells one subscriber its cursor cannot be resumed. Its own id is where the
         events that follow it continue from, so it is never taken for a duplicate."""

@@ -334,22 +334,9 @@ class RedisEventBus(EventBus):
                 self.deliver(from_json(message["data"]))
 
     async def _fill_gaps(self) -> None:
-        for session_id, subscriptions in list(self._subscribers.items()):
+        for subscriptions in list(self._subscribers.values()):
             for subscription in list(subscriptions):
-                if not subscription.position_known:
-                    # Where it stood is unknown (the log was unreadable when it
-                    # subscribed): it must refetch, then continue from the head.
-                    head = LogRead([], complete=False, head=await self.head(session_id))
-                    subscription.push(self._resync_event(session_id, 0, head))
-                    subscription.position_known = True
-                    self.stats["resyncs"] += 1
-                    continue
-                read = await self.read_log(session_id, subscription.high_water)
-                if not read.complete:
-                    self.stats["resyncs"] += 1
-                    subscription.push(self._resync_event(session_id, subscription.high_water, read))
-                for event in read.events:
-                    subscription.push(event)
+                await self._fill_gap(subscription)
 
     async def _close_pubsub(self) -> None:
         pubsub, self._pubsub = self._pubsub, None

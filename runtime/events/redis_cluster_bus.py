@@ -282,20 +282,8 @@ class RedisClusterEventBus(EventBus):
     async def _fill(self, session_id: UUID) -> None:
         """Everything after what each local subscriber of the session has."""
         for subscription in list(self._subscribers.get(session_id, ())):
-            if subscription in self._unpositioned:
-                continue
-            if not subscription.position_known:
-                head = LogRead([], complete=False, head=await self.head(session_id))
-                subscription.push(self._resync_event(session_id, 0, head))
-                subscription.position_known = True
-                self.stats["resyncs"] += 1
-                continue
-            read = await self.read_log(session_id, subscription.high_water)
-            if not read.complete:
-                self.stats["resyncs"] += 1
-                subscription.push(self._resync_event(session_id, subscription.high_water, read))
-            for event in read.events:
-                subscription.push(event)
+            if subscription not in self._unpositioned:
+                await self._fill_gap(subscription)
 
     # -- the replay log ------------------------------------------------------------
 
