@@ -67,19 +67,6 @@ class Event:
     # computed by the first subscriber that needs it and shared by the rest.
     derived: dict[object, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "id": self.id,
-                "type": self.type,
-                "session_id": str(self.session_id),
-                "app": self.app,
-                "ts": self.ts.isoformat(),
-                "data": self.data,
-            },
-            separators=(",", ":"),
-        )
-
 
 def body_json(
     event_type: str, session_id: UUID, app: str, ts: datetime, data: dict[str, Any]
