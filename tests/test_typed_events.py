@@ -64,7 +64,7 @@ CALCULATOR = '/tool calculator {"expression": "1+2"}'
 
 
 def expected_payload(event: dict[str, Any]) -> dict[str, Any]:
-    """What `payload` must say, computed from what `data` says (README: Live events)."""
+    """What `payload` must say, computed from what `data` says (docs/events.md)."""
     kind, data = event["type"], event["data"]
     if kind == "message_added":
         m = data["message"]
