@@ -24,7 +24,7 @@ from starlette.applications import Starlette
 from runtime import keys
 from server import create_app
 from settings import Settings, load_apps
-from tests.processes import ServerProcess
+from tests.processes import ServerProcess, running
 
 PG_ADMIN_URL = os.environ.get("CONFAB_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 ON_CI = os.environ.get("CI", "").lower() == "true"
@@ -325,12 +325,8 @@ def server(
     live_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     """One real server process per test module (PostgreSQL, Redis, the test apps)."""
-    process = ServerProcess(live_env, tmp_path_factory.mktemp("server") / "server.log")
-    try:
-        process.wait_ready()
+    with running(live_env, tmp_path_factory.mktemp("server") / "server.log") as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -86,3 +87,14 @@ class ServerProcess:
         body: dict[str, object] = response.json()
         assert "errors" not in body, body
         return body
+
+
+@contextmanager
+def running(env: Mapping[str, str], log_path: Path) -> Iterator[ServerProcess]:
+    """A server process with `env`, ready to serve; stopped (SIGTERM) afterwards."""
+    process = ServerProcess(env, log_path)
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.stop()

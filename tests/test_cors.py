@@ -16,7 +16,7 @@ import pytest
 
 from edge.cors import CorsPolicy
 from tests.conftest import new_id
-from tests.processes import ServerProcess
+from tests.processes import ServerProcess, running
 
 PAGE = "https://app.example"
 LISTED = ("https://a.example", "https://b.example")
@@ -69,12 +69,8 @@ def listing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerP
         "CONFAB_CORS_ORIGINS": ", ".join(LISTED),
         "CONFAB_GRAPHQL_MAX_BODY_BYTES": "1000",
     }
-    process = ServerProcess(env, root / "server.log")
-    try:
-        process.wait_ready()
+    with running(env, root / "server.log") as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from websockets.typing import Subprotocol
 
 from settings import Settings
 from tests.edge_clients import MiB, oversized_upload, rss_kib
-from tests.processes import ServerProcess
+from tests.processes import ServerProcess, running
 
 GRAPHQL_LIMIT = Settings.graphql_max_body_bytes
 REST_LIMIT = Settings.rest_max_body_bytes
@@ -36,12 +36,8 @@ MODELS = {"models": ["builtin"]}
 @pytest.fixture(scope="module")
 def edge_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     root = tmp_path_factory.mktemp("edge")
-    process = ServerProcess({"DATABASE_URL": f"sqlite://{root / 'edge.sqlite3'}"}, root / "log")
-    try:
-        process.wait_ready()
+    with running({"DATABASE_URL": f"sqlite://{root / 'edge.sqlite3'}"}, root / "log") as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture

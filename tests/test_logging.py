@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import new_id
 from tests.live import run_cli
-from tests.processes import ServerProcess
+from tests.processes import ServerProcess, running
 from tests.rest_client import chat, ok, until_idle
 
 ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+>")
@@ -29,12 +29,8 @@ def json_server(
     live_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     env = {**live_env, "CONFAB_LOG_FORMAT": "json", "CONFAB_LOG_LEVEL": "debug"}
-    process = ServerProcess(env, tmp_path_factory.mktemp("json-logs") / "server.log")
-    try:
-        process.wait_ready()
+    with running(env, tmp_path_factory.mktemp("json-logs") / "server.log") as process:
         yield process
-    finally:
-        process.stop()
 
 
 def lines(process: ServerProcess) -> list[dict[str, Any]]:

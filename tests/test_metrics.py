@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import new_id
 from tests.live import Collector, wait_for_subscribers, ws_session
-from tests.processes import ServerProcess, free_port
+from tests.processes import ServerProcess, free_port, running
 from tests.rest_client import chat, ok, until_idle
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -129,12 +129,8 @@ async def test_websocket_subscription_gauges(server: ServerProcess) -> None:
 def own_server(
     live_env: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[ServerProcess]:
-    process = ServerProcess({**live_env, **request.param}, tmp_path / "server.log")
-    try:
-        process.wait_ready()
+    with running({**live_env, **request.param}, tmp_path / "server.log") as process:
         yield process
-    finally:
-        process.stop()
 
 
 METRICS_PORT = free_port()

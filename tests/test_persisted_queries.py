@@ -37,7 +37,7 @@ from schema.trusted import operations
 from tests.conftest import new_id, replica_pair
 from tests.live import Collector, cli, wait_for_subscribers, ws_session
 from tests.node_tools import run_node
-from tests.processes import ROOT, ServerProcess
+from tests.processes import ROOT, ServerProcess, running
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 OPERATIONS = ROOT / "graphql" / "operations"
@@ -248,12 +248,8 @@ def test_a_document_that_does_not_validate_is_not_registered(
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     root = tmp_path_factory.mktemp("apq-embedded")
     env = {"DATABASE_URL": f"sqlite://{root / 'confab.sqlite3'}", "CONFAB_EVENT_BUS": "memory://"}
-    process = ServerProcess(env, root / "server.log")
-    try:
-        process.wait_ready()
+    with running(env, root / "server.log") as process:
         yield process
-    finally:
-        process.stop()
 
 
 def test_without_redis_documents_are_kept_in_the_process(

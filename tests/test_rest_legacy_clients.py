@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import new_id, new_wallet
-from tests.processes import ServerProcess
+from tests.processes import ServerProcess, running
 from tests.rest_client import (
     assert_error,
     assert_legacy_message,
@@ -55,12 +55,8 @@ def legacy_env(
 def legacy_server(
     legacy_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    process = ServerProcess(legacy_env, tmp_path_factory.mktemp("legacy") / "server.log")
-    try:
-        process.wait_ready()
+    with running(legacy_env, tmp_path_factory.mktemp("legacy") / "server.log") as process:
         yield process
-    finally:
-        process.stop()
 
 
 def _key(env: dict[str, str], app: str) -> str:

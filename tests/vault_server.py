@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.live import cli
-from tests.processes import ServerProcess
+from tests.processes import ServerProcess, running
 from tests.vault_support import live_vault_env
 
 
@@ -23,12 +23,8 @@ def env(live_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> d
 def server(
     env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    process = ServerProcess(env, tmp_path_factory.mktemp("vault-server") / "server.log")
-    try:
-        process.wait_ready()
+    with running(env, tmp_path_factory.mktemp("vault-server") / "server.log") as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")
