@@ -82,7 +82,7 @@ def _address() -> str:
 @asynccontextmanager
 async def client_at(server: ServerProcess, address: str) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.AsyncHTTPTransport(local_address=address)
-    async with httpx.AsyncClient(base_url=server.url, transport=transport, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=server.url, transport=transport, timeout=30) as http:
         yield http
 
 
