@@ -27,9 +27,8 @@ file (``CONFAB_CONFIG``) describes the apps (tenants) beyond ``default``:
 
 from __future__ import annotations
 
-import difflib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,7 @@ from apps_config import (
     load_apps,
 )
 from runtime.database_url import is_postgres_url, postgres_target
+from runtime.environment import RecordedEnvironment
 from runtime.redis_clients import redis_kind
 
 DEFAULT_DATABASE_URL = "sqlite://confab.sqlite3"
@@ -238,7 +238,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = _ReadsRecorded(os.environ if env is None else env)
+        env = RecordedEnvironment(os.environ if env is None else env)
         config_file = env.get("CONFAB_CONFIG") or None
         settings = cls(
             host=env.get("CONFAB_HOST", cls.host),
@@ -318,34 +318,6 @@ class Settings:
 CONFAB_PREFIX = "CONFAB_"
 # Variables of the test suite and benchmark tools, which share the prefix.
 NOT_SETTINGS = ("CONFAB_TEST_", "CONFAB_NODE_CACHE", "CONFAB_BENCH_")
-
-
-class _ReadsRecorded(Mapping[str, str]):
-    """The environment, remembering which names the settings asked for."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
-        self._read: set[str] = set()
-
-    def __getitem__(self, name: str) -> str:
-        self._read.add(name)
-        return self._env[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._env)
-
-    def __len__(self) -> int:
-        return len(self._env)
-
-    def unread(self, prefix: str, ignored: tuple[str, ...]) -> tuple[str, ...]:
-        """'NAME (did you mean KNOWN?)' for each set `prefix` name nothing read."""
-        known = sorted(name for name in self._read if name.startswith(prefix))
-        found = []
-        for name in sorted(self._env):
-            if name.startswith(prefix) and name not in self._read and not name.startswith(ignored):
-                close = difflib.get_close_matches(name, known, n=1, cutoff=0.7)
-                found.append(f"{name[:60]} (did you mean {close[0]}?)" if close else name[:60])
-        return tuple(found)
 
 
 def normalize_database_url(url: str) -> str:
