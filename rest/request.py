@@ -44,13 +44,6 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
-def parse_uuid(value: str, what: str) -> UUID:
-    try:
-        return UUID(value.strip())
-    except ValueError:
-        raise BadRequest(f"{what} must be a UUID, got {value.strip()[:60]!r}") from None
-
-
 def header_session(request: Request) -> SessionName:
     """The session named by `X-Session-Id` (or `X-Thread-Id`): 400 if missing or bad."""
     for header in (SESSION_HEADER, THREAD_HEADER):

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from tortoise.functions import Count
 
-from models import App, Message, Session, Turn
+from models import Message, Session, Turn
 from runtime.apps import Caller
 from runtime.core import Runtime
 from runtime.errors import NotFound
@@ -52,7 +52,7 @@ class Admin:
         self, where: SessionFilter, limit: int | None
     ) -> AsyncIterator[SessionRecord]:
         """Matching sessions, most recently active first; all of them without `limit`."""
-        apps = where.apps or tuple(await App.all().values_list("name", flat=True))  # type: ignore[arg-type]
+        apps = where.apps or tuple(await self._runtime.store.app_names())
         after: tuple[datetime, UUID] | None = None
         given = 0
         while limit is None or given < limit:

@@ -6,11 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from models import App
 from runtime import keys
 from runtime.auth_throttle import AuthThrottle
 from runtime.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from runtime.key_watch import KeyWatch
+from runtime.records import KeyInfo
+from runtime.store import AppKeyStore, create_store
 from settings import DEFAULT_APP, AppConfig
 
 
@@ -42,17 +43,22 @@ class AppRegistry:
         apps: Mapping[str, AppConfig],
         key_cache_ttl: float = 2.0,
         auth_failures_per_minute: int = 20,
+        store: AppKeyStore | None = None,
     ) -> None:
+        """`store` holds the apps' rows and their keys (the Tortoise store if None)."""
         self._apps = dict(apps)
+        self._store = create_store() if store is None else store
         # Which app a listed web origin acts in (settings check each is listed once).
         self._origin_apps = {
             origin: config.name for config in apps.values() for origin in config.origins
         }
         self.verified_keys = keys.VerifiedKeys(
-            ttl=key_cache_ttl, throttle=AuthThrottle(auth_failures_per_minute)
+            ttl=key_cache_ttl, throttle=AuthThrottle(auth_failures_per_minute), store=self._store
         )
         # Live connections' keys, re-checked every cache period (runtime/key_watch.py).
-        self.key_watch = KeyWatch(keys.unrevoked, key_cache_ttl, forget=self.verified_keys.forget)
+        self.key_watch = KeyWatch(
+            self._store.unrevoked_keys, key_cache_ttl, forget=self.verified_keys.forget
+        )
 
     def get(self, name: str) -> AppConfig:
         config = self._apps.get(name)
@@ -86,22 +92,17 @@ class AppRegistry:
         return (DEFAULT_APP, *sorted(name for name in flagged if name != DEFAULT_APP))
 
     async def sync_to_database(self) -> None:
-        """Make sure every configured app has its row (sessions and keys refer to it).
+        """Make sure every configured app has its row (sessions and keys refer to it):
+        one upsert, never check-then-insert, since replicas starting together on a
+        fresh database would race to insert the same row."""
+        await self._store.sync_apps(
+            [(config.name, config.display_name) for config in self._apps.values()]
+        )
 
-        One upsert (`INSERT ... ON CONFLICT (name) DO UPDATE`, on SQLite and
-        PostgreSQL alike), never check-then-insert: replicas starting together on a
-        fresh database would race to insert the same row.
-        """
-        rows = [
-            App(name=config.name, display_name=config.display_name)
-            for config in sorted(self._apps.values(), key=lambda config: config.name)
-        ]
-        await App.bulk_create(rows, on_conflict=["name"], update_fields=["display_name"])
-
-    async def revoke_key(self, prefix: str) -> keys.KeyInfo:
+    async def revoke_key(self, prefix: str) -> KeyInfo:
         """Revoke, and stop honouring the key in this process at once: its open
         subscriptions and streams here close now (elsewhere, within the cache time)."""
-        info = await keys.revoke_key(prefix)
+        info = await keys.revoke_key(prefix, self._store)
         self.key_watch.revoked(prefix)
         return info
 

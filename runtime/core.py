@@ -6,7 +6,6 @@ transports reach the services through it and nothing else.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from types import TracebackType
 
@@ -24,8 +23,7 @@ from runtime.replicas import Heartbeat, Load
 from runtime.sessions import SessionHost
 from runtime.simulation import Simulators
 from runtime.snapshots import Snapshots
-from runtime.store import SessionStore
-from runtime.store.tortoise_store import TortoiseStore
+from runtime.store import SessionStore, create_store
 from runtime.telemetry.metrics import Metrics
 from runtime.turns import Turns
 from runtime.vault import Vault, create_vault
@@ -41,10 +39,13 @@ class Runtime:
         self.settings = settings
         # Served by server.py unless metrics are off; counted here either way.
         self.metrics = metrics or Metrics()
+        self.store: SessionStore = store or create_store(settings.store)
         self.apps = AppRegistry(
-            settings.apps, settings.key_cache_ttl, settings.auth_failures_per_minute
+            settings.apps,
+            settings.key_cache_ttl,
+            settings.auth_failures_per_minute,
+            store=self.store,
         )
-        self.store: SessionStore = store or _make_store(settings.store)
         self.sessions = SessionHost(
             self.store, settings.session_cache_size, create_coherence(settings.event_bus_url)
         )
@@ -146,13 +147,3 @@ class Runtime:
         status["subscribers"] = self.events.subscriber_count()
         status["pending_publishes"] = self.events.pending_publishes
         return status
-
-
-def _make_store(import_path: str | None) -> SessionStore:
-    """The Tortoise store, or a custom one named `package.module:Class` in settings."""
-    if not import_path:
-        return TortoiseStore()
-    module_name, _, attribute = import_path.partition(":")
-    factory = getattr(importlib.import_module(module_name), attribute)
-    store: SessionStore = factory()
-    return store

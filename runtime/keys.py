@@ -2,70 +2,65 @@
 
 A key looks like `cfb_<prefix>_<secret>`. Only its SHA-256 is stored: keys are long
 random strings, so a slow password hash would add latency without adding safety.
+Keys are stored by the store (`AppKeyStore`); without one named, the Tortoise store
+(the command line's, and tests').
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from models import ApiKey, App
 from runtime.auth_throttle import AuthThrottle
 from runtime.errors import InvalidInput, NotFound, RateLimited
 from runtime.events.envelope import utc_now
+from runtime.records import KeyInfo
+from runtime.store import AppKeyStore, create_store
 
 KEY_SCHEME = "cfb"
 # A key's last-used time is written at most this often, not on every request.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
-
-@dataclass(frozen=True, slots=True)
-class KeyInfo:
-    prefix: str
-    apps: tuple[str, ...]
-    label: str
-    created_at: datetime
-    last_used_at: datetime | None
-    revoked_at: datetime | None
+__all__ = ["KeyInfo", "VerifiedKeys", "create_key", "list_keys", "revoke_key", "unrevoked"]
 
 
 def _hash(clear_key: str) -> str:
     return hashlib.sha256(clear_key.encode()).hexdigest()
 
 
-async def create_key(apps: list[str], label: str = "") -> tuple[str, KeyInfo]:
+def _store(store: AppKeyStore | None) -> AppKeyStore:
+    return create_store() if store is None else store
+
+
+async def create_key(
+    apps: list[str], label: str = "", store: AppKeyStore | None = None
+) -> tuple[str, KeyInfo]:
     """Create a key covering `apps` (which must exist); returns (clear key, info)."""
     if not apps:
         raise InvalidInput("app", "a key must cover at least one app")
-    rows = await App.filter(name__in=apps)
-    missing = sorted(set(apps) - {row.name for row in rows})
-    if missing:
-        raise NotFound(f"unknown app(s): {', '.join(missing)}")
     prefix = f"{KEY_SCHEME}_{secrets.token_hex(4)}"
     clear = f"{prefix}_{secrets.token_hex(24)}"
-    key = await ApiKey.create(prefix=prefix, key_hash=_hash(clear), label=label)
-    await key.apps.add(*rows)
-    return clear, _info(key, sorted(apps))
+    return clear, await _store(store).create_key(prefix, _hash(clear), label, apps)
 
 
-async def list_keys() -> list[KeyInfo]:
-    keys = await ApiKey.all().order_by("created_at").prefetch_related("apps")
-    return [_info(key, sorted(app.name for app in key.apps)) for key in keys]
+async def list_keys(store: AppKeyStore | None = None) -> list[KeyInfo]:
+    return await _store(store).list_keys()
 
 
-async def revoke_key(prefix: str) -> KeyInfo:
-    key = await ApiKey.get_or_none(prefix=prefix)
-    if key is None:
+async def revoke_key(prefix: str, store: AppKeyStore | None = None) -> KeyInfo:
+    info = await _store(store).revoke_key(prefix, utc_now())
+    if info is None:
         raise NotFound(f"no key with prefix {prefix!r}")
-    if key.revoked_at is None:
-        key.revoked_at = utc_now()
-        await key.save(update_fields=["revoked_at"])
-    await key.fetch_related("apps")
-    return _info(key, sorted(app.name for app in key.apps))
+    return info
+
+
+async def unrevoked(prefixes: Sequence[str], store: AppKeyStore | None = None) -> set[str]:
+    """Which of these key prefixes name keys that exist and are not revoked."""
+    return await _store(store).unrevoked_keys(prefixes)
 
 
 class VerifiedKeys:
@@ -81,8 +76,13 @@ class VerifiedKeys:
     """
 
     def __init__(
-        self, ttl: float = 2.0, capacity: int = 10_000, throttle: AuthThrottle | None = None
+        self,
+        ttl: float = 2.0,
+        capacity: int = 10_000,
+        throttle: AuthThrottle | None = None,
+        store: AppKeyStore | None = None,
     ) -> None:
+        self._store = _store(store)
         self.ttl = ttl
         self.capacity = capacity
         self.throttle = AuthThrottle(per_minute=0) if throttle is None else throttle
@@ -107,7 +107,7 @@ class VerifiedKeys:
                 self._failed(client, now)
                 return None
         self.stats["queries"] += 1
-        info = await _verify_digest(digest)
+        info = await self._verified(digest)
         if info is None:
             self._entries.pop(digest, None)
             self._remember_unknown(digest, now)
@@ -144,45 +144,14 @@ class VerifiedKeys:
             del unknown[next(iter(unknown))]
         unknown[digest] = now + self.ttl
 
-
-async def unrevoked(prefixes: Sequence[str]) -> set[str]:
-    """Which of these key prefixes name keys that exist and are not revoked: one
-    query (prefixes are unique and indexed)."""
-    rows = await ApiKey.filter(prefix__in=list(prefixes), revoked_at__isnull=True).values_list(
-        "prefix", flat=True
-    )
-    return {str(prefix) for prefix in rows}
-
-
-async def _verify_digest(digest: str) -> KeyInfo | None:
-    """One query: the key joined with its apps."""
-    rows = await ApiKey.filter(key_hash=digest).values(
-        "id", "prefix", "label", "created_at", "last_used_at", "revoked_at", "apps__name"
-    )
-    if not rows or rows[0]["revoked_at"] is not None:
-        return None
-    row = rows[0]
-    now = utc_now()
-    last_used = row["last_used_at"]
-    if last_used is None or now - last_used > LAST_USED_RESOLUTION:
-        await ApiKey.filter(id=row["id"]).update(last_used_at=now)
-        last_used = now
-    return KeyInfo(
-        prefix=row["prefix"],
-        apps=tuple(sorted(r["apps__name"] for r in rows if r["apps__name"])),
-        label=row["label"],
-        created_at=row["created_at"],
-        last_used_at=last_used,
-        revoked_at=None,
-    )
-
-
-def _info(key: ApiKey, apps: list[str]) -> KeyInfo:
-    return KeyInfo(
-        prefix=key.prefix,
-        apps=tuple(apps),
-        label=key.label,
-        created_at=key.created_at,
-        last_used_at=key.last_used_at,
-        revoked_at=key.revoked_at,
-    )
+    async def _verified(self, digest: str) -> KeyInfo | None:
+        """The key if it exists and is not revoked, its use recorded (at most once
+        per `LAST_USED_RESOLUTION`)."""
+        info = await self._store.find_key(digest)
+        if info is None or info.revoked_at is not None:
+            return None
+        now = utc_now()
+        if info.last_used_at is None or now - info.last_used_at > LAST_USED_RESOLUTION:
+            await self._store.touch_key(info.prefix, now)
+            info = dataclasses.replace(info, last_used_at=now)
+        return info

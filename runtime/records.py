@@ -141,6 +141,18 @@ class SystemEventRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """An app key as stored (never its clear text): runtime/keys.py."""
+
+    prefix: str
+    apps: tuple[str, ...]
+    label: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
     """One page of a keyset-paginated list, oldest-to-newest within the page."""
 

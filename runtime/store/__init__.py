@@ -1,5 +1,36 @@
 """History persistence: the protocol the runtime uses, and how a backend is chosen."""
 
-from runtime.store.protocol import MessageWindow, NewMessage, SessionQuery, SessionStore
+from __future__ import annotations
 
-__all__ = ["MessageWindow", "NewMessage", "SessionQuery", "SessionStore"]
+import importlib
+
+from runtime.store.protocol import (
+    AppKeyStore,
+    MessageWindow,
+    NewMessage,
+    SessionQuery,
+    SessionStore,
+)
+
+
+def create_store(import_path: str | None = None) -> SessionStore:
+    """The Tortoise store, or a custom one named `package.module:factory`
+    (`CONFAB_STORE`); Tortoise is imported only for its own."""
+    if not import_path:
+        from runtime.store.tortoise_store import TortoiseStore
+
+        return TortoiseStore()
+    module_name, _, attribute = import_path.partition(":")
+    factory = getattr(importlib.import_module(module_name), attribute)
+    store: SessionStore = factory()
+    return store
+
+
+__all__ = [
+    "AppKeyStore",
+    "MessageWindow",
+    "NewMessage",
+    "SessionQuery",
+    "SessionStore",
+    "create_store",
+]

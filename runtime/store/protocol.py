@@ -1,12 +1,13 @@
 """The store protocol: everything the runtime asks of durable storage.
 
 The Tortoise implementation serves SQLite (`sqlite://:memory:` for tests, a file
-for the embedded mode) and PostgreSQL; a custom backend implements this protocol.
+for the embedded mode) and PostgreSQL; a custom backend implements this protocol,
+apps and keys included (`AppKeyStore`), and needs no Tortoise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -14,6 +15,7 @@ from uuid import UUID
 
 from runtime.records import (
     JSONObject,
+    KeyInfo,
     MessageRecord,
     Page,
     Role,
@@ -59,7 +61,46 @@ class NewMessage:
     id: UUID | None = None  # chosen by the caller when clients already know it (streaming)
 
 
-class SessionStore(Protocol):
+class AppKeyStore(Protocol):
+    """The apps (tenants) and their keys (runtime/apps.py, runtime/keys.py)."""
+
+    async def sync_apps(self, apps: Sequence[tuple[str, str]]) -> None:
+        """Make sure each (name, display name) has its row, the display name updated:
+        one upsert, never check-then-insert (replicas start together)."""
+        ...
+
+    async def app_names(self) -> list[str]:
+        """Every stored app, configured or not (any more)."""
+        ...
+
+    async def create_key(
+        self, prefix: str, key_hash: str, label: str, apps: Sequence[str]
+    ) -> KeyInfo:
+        """Store a key covering `apps`; `NotFound` naming those that do not exist."""
+        ...
+
+    async def list_keys(self) -> list[KeyInfo]:
+        """Every key, oldest first."""
+        ...
+
+    async def find_key(self, key_hash: str) -> KeyInfo | None:
+        """The key with this hash, revoked or not."""
+        ...
+
+    async def touch_key(self, prefix: str, used_at: datetime) -> None:
+        """Record when the key was last used."""
+        ...
+
+    async def revoke_key(self, prefix: str, revoked_at: datetime) -> KeyInfo | None:
+        """Revoke the key (a revoked one keeps its time); None if there is none."""
+        ...
+
+    async def unrevoked_keys(self, prefixes: Sequence[str]) -> set[str]:
+        """Which of these prefixes name keys that exist and are not revoked."""
+        ...
+
+
+class SessionStore(AppKeyStore, Protocol):
     async def ping(self) -> None: ...
 
     async def get_session(self, session_id: UUID) -> SessionRecord | None: ...
