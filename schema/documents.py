@@ -25,6 +25,7 @@ from strawberry.types.graphql import OperationType
 from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, parse, validate
 from runtime.memo import Memo
 from schema.cost import DocumentCost, cost_error, cost_report, document_cost
+from schema.errors import to_graphql_error
 
 
 @dataclass(slots=True)
@@ -94,7 +95,13 @@ class _UsePreparedDocuments(SchemaExtension):
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
         if context.query is not None and context.graphql_document is None:
-            self._entry = self._documents.parsed(context.query)
+            try:
+                self._entry = self._documents.parsed(context.query)
+            except GraphQLError as error:
+                # Raised from this hook, the error skips `DomainErrors` (Strawberry
+                # catches it outside the operation), so it leaves with its code here,
+                # as on the lean path.
+                raise to_graphql_error(error) from None
             context.graphql_document = self._entry.document
         yield
 
