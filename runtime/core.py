@@ -12,15 +12,13 @@ from types import TracebackType
 from runtime.agents.registry import Agents
 from runtime.announcer import Announcer
 from runtime.apps import AppRegistry
-from runtime.coherence import create_coherence
 from runtime.conversations import Conversations
-from runtime.events import create_bus
 from runtime.janitor import Janitor
-from runtime.leases import create_leases
-from runtime.rate_limits import RateLimiter, create_counters
+from runtime.rate_limits import RateLimiter
 from runtime.recovery import Recovery
 from runtime.replicas import Heartbeat, Load
 from runtime.sessions import SessionHost
+from runtime.shared_state import create_shared_state
 from runtime.simulation import Simulators
 from runtime.snapshots import Snapshots
 from runtime.store import SessionStore, create_store
@@ -46,22 +44,19 @@ class Runtime:
             settings.auth_failures_per_minute,
             store=self.store,
         )
-        self.sessions = SessionHost(
-            self.store, settings.session_cache_size, create_coherence(settings.event_bus_url)
-        )
-        self.events = create_bus(
+        shared = create_shared_state(
             settings.event_bus_url, settings.event_queue_limit, settings.event_replay_limit
         )
+        self.sessions = SessionHost(self.store, settings.session_cache_size, shared.coherence)
+        self.events = shared.events
         self.announcer = Announcer(self.events, self.apps)
-        self.limits = RateLimiter(
-            self.apps, create_counters(settings.event_bus_url), self.announcer
-        )
+        self.limits = RateLimiter(self.apps, shared.counters, self.announcer)
         self.conversations = Conversations(self.sessions, self.store, self.apps, self.announcer)
         # Client secrets and provider keys; None without CONFAB_SECRET_KEY.
         self.vault: Vault | None = create_vault(settings)
         self.agents = Agents(settings.apps, self.vault)
         self.simulators = Simulators(settings.apps, settings.simulator_timeout)
-        self.leases = create_leases(settings.event_bus_url)
+        self.leases = shared.leases
         lease_seconds = settings.recovery_seconds / 3
         self.turns = Turns(
             self.sessions,

@@ -4,6 +4,7 @@ in `extensions.code`, REST turns it into a status."""
 from __future__ import annotations
 
 import math
+import sys
 
 
 class ConfabError(Exception):
@@ -64,10 +65,13 @@ class RateLimited(ConfabError):
 
 def is_unavailable(error: BaseException) -> bool:
     """A database or Redis that cannot be reached (refused, dropped, timed out)."""
-    from redis.exceptions import ConnectionError as RedisConnectionError
     from tortoise.exceptions import DBConnectionError
 
-    if isinstance(error, OSError | DBConnectionError | RedisConnectionError | TimeoutError):
+    if isinstance(error, OSError | DBConnectionError | TimeoutError):
+        return True
+    # Never imported here: without Redis in use, no error can be one of its own.
+    redis_errors = sys.modules.get("redis.exceptions")
+    if redis_errors is not None and isinstance(error, redis_errors.ConnectionError):
         return True
     kind = type(error)
     if kind.__module__.startswith("asyncpg") and (

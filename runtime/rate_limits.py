@@ -29,14 +29,11 @@ from collections.abc import Awaitable
 from typing import Protocol, TypeVar
 from uuid import UUID
 
-from redis.exceptions import RedisClusterException, RedisError
-
 from runtime.announcer import Announcer
 from runtime.apps import AppRegistry, Caller
 from runtime.errors import InvalidInput, RateLimited
 from runtime.events.envelope import SYSTEM_NOTICE
 from runtime.records import SessionRecord
-from runtime.redis_clients import redis_client, uses_redis
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,34 +43,10 @@ WINDOW_SECONDS = 60.0
 SLOT_SECONDS = 900.0
 UNKNOWN_CLIENT = "unknown"
 
-# KEYS: counter. ARGV: amount, limit, window ms. Returns 0 if counted, else the ms
-# left in the window (nothing counted).
-_TAKE = """
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-local amount = tonumber(ARGV[1])
-if current + amount > tonumber(ARGV[2]) then
-  local left = redis.call('PTTL', KEYS[1])
-  if left < 0 then left = tonumber(ARGV[3]) end
-  return left
-end
-if redis.call('INCRBY', KEYS[1], amount) == amount then
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-end
-return 0
-"""
-# KEYS: the client's slots (a sorted set by expiry). ARGV: member, limit, now ms,
-# slot ms. Returns 0 if the member holds a slot now, else the ms until one frees.
-_HOLD = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
-local expires = tonumber(ARGV[3]) + tonumber(ARGV[4])
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('ZADD', KEYS[1], expires, ARGV[1])
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
-  return 0
-end
-local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return math.max(1, tonumber(first[2]) - tonumber(ARGV[3]))
-"""
+
+class CountersUnavailable(Exception):
+    """The counter store could not answer (a shared store raises this for its own
+    errors, so the limiter needs no Redis client to recognise them)."""
 
 
 class Counters(Protocol):
@@ -149,41 +122,6 @@ class MemoryCounters:
 
     async def aclose(self) -> None:
         return None
-
-
-class RedisCounters:
-    def __init__(self, url: str) -> None:
-        self._redis = redis_client(url, socket_timeout=2, socket_connect_timeout=1)
-        self._take = self._redis.register_script(_TAKE)
-        self._hold = self._redis.register_script(_HOLD)
-
-    async def take(self, key: str, amount: int, limit: int, window: float) -> float:
-        left = await self._take(keys=[key], args=[amount, limit, int(window * 1000)])
-        return int(left) / 1000
-
-    async def hold(self, key: str, member: str, limit: int, seconds: float) -> float:
-        now_ms = int(time.time() * 1000)
-        wait = await self._hold(keys=[key], args=[member, limit, now_ms, int(seconds * 1000)])
-        return int(wait) / 1000
-
-    async def release(self, key: str, member: str) -> None:
-        await self._redis.zrem(key, member)
-
-    async def remember(self, key: str, value: str, seconds: float) -> None:
-        await self._redis.set(key, value, px=int(seconds * 1000))
-
-    async def recall(self, key: str) -> str | None:
-        value = await self._redis.getdel(key)
-        return None if value is None else value.decode() if isinstance(value, bytes) else str(value)
-
-    async def aclose(self) -> None:
-        await self._redis.aclose()
-
-
-def create_counters(event_bus_url: str) -> Counters:
-    if uses_redis(event_bus_url):
-        return RedisCounters(event_bus_url)
-    return MemoryCounters()
 
 
 class RateLimiter:
@@ -286,7 +224,7 @@ class RateLimiter:
     async def _counted(call: Awaitable[T], if_unavailable: T) -> T:
         try:
             return await call
-        except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
+        except (CountersUnavailable, OSError, TimeoutError) as exc:
             logger.warning("rate limits not counted: Redis unavailable (%s)", type(exc).__name__)
             return if_unavailable
 

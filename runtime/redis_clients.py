@@ -46,11 +46,6 @@ def redis_kind(url: str) -> Kind:
     )
 
 
-def uses_redis(url: str) -> bool:
-    """Whether replicas share state through Redis (single server or cluster)."""
-    return redis_kind(url) != "memory"
-
-
 @dataclass(frozen=True, slots=True)
 class ClusterAddress:
     """A cluster URL taken apart: its seed nodes and the options for every node."""

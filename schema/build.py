@@ -17,7 +17,7 @@ from strawberry.utils.operation import get_operation_type
 
 from graphql import GraphQLError, execute, specified_rules
 from runtime.errors import ConfabError, RateLimited
-from runtime.redis_clients import uses_redis
+from runtime.shared_state import redis_url
 from runtime.telemetry import tracing
 from runtime.telemetry.metrics import BoundedNames, Metrics
 from schema.context import Context
@@ -380,11 +380,10 @@ def build_schema(
         max_cost=settings.graphql_max_cost,
     )
     # Shared by replicas through Redis when the event bus is Redis.
-    shared = uses_redis(settings.event_bus_url)
     persisted = PersistedQueries(
         trusted_only=settings.graphql_trusted_documents,
         cache_size=settings.graphql_cache_size,
-        redis_url=settings.event_bus_url if shared else None,
+        redis_url=redis_url(settings.event_bus_url),
     )
     return ConfabSchema(
         query=query,

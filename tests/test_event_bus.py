@@ -15,15 +15,18 @@ from runtime.events import (
     EventBus,
     SubscriberOverflow,
     Subscription,
-    create_bus,
 )
+from runtime.events.memory_bus import MemoryEventBus
 from runtime.events.redis_bus import RedisEventBus
 
 
 @pytest.fixture(params=["memory", "redis"])
 async def bus(request: pytest.FixtureRequest) -> AsyncIterator[EventBus]:
-    url = "memory://" if request.param == "memory" else request.getfixturevalue("redis_url")
-    event_bus = create_bus(url, queue_limit=50, replay_limit=20)
+    event_bus: EventBus
+    if request.param == "memory":
+        event_bus = MemoryEventBus(queue_limit=50, replay_limit=20)
+    else:
+        event_bus = RedisEventBus(request.getfixturevalue("redis_url"), 50, 20)
     await event_bus.start()
     if isinstance(event_bus, RedisEventBus):
         await asyncio.wait_for(event_bus.connected.wait(), 5)
@@ -180,8 +183,7 @@ async def test_forget_drops_the_replay_log(bus: EventBus) -> None:
 async def test_redis_uses_one_listener_connection_for_many_subscribers(redis_url: str) -> None:
     import redis.asyncio as redis
 
-    bus = create_bus(redis_url, queue_limit=10, replay_limit=10)
-    assert isinstance(bus, RedisEventBus)
+    bus = RedisEventBus(redis_url, queue_limit=10, replay_limit=10)
     await bus.start()
     await asyncio.wait_for(bus.connected.wait(), 5)
     session_id = uuid.uuid4()

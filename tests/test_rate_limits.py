@@ -224,7 +224,8 @@ def test_limits_in_the_config_are_checked(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
 async def test_both_counter_stores_count_alike(backend: str, limited_env: dict[str, str]) -> None:
-    from runtime.rate_limits import Counters, MemoryCounters, RedisCounters
+    from runtime.counters_redis import RedisCounters
+    from runtime.rate_limits import Counters, MemoryCounters
 
     counters: Counters = (
         MemoryCounters() if backend == "memory" else RedisCounters(limited_env["CONFAB_EVENT_BUS"])

@@ -20,13 +20,14 @@ from typing import Any
 import pytest
 from redis.crc import key_slot
 
-from runtime.coherence import RedisCoherence, create_coherence
-from runtime.events import RESYNC_REQUIRED, Event, EventBus, Subscription, create_bus
+from runtime.coherence_redis import RedisCoherence
+from runtime.events import RESYNC_REQUIRED, Event, EventBus, Subscription
 from runtime.events.redis_cluster_bus import RedisClusterEventBus
 from runtime.events.session_keys import session_keys
-from runtime.leases import RedisLeases, create_leases
-from runtime.redis_clients import parse_cluster_url, redis_client, redis_kind, uses_redis
-from schema.persisted import SharedDocuments
+from runtime.leases_redis import RedisLeases
+from runtime.redis_clients import parse_cluster_url, redis_client, redis_kind
+from runtime.shared_state import redis_url
+from schema.persisted_redis import SharedDocuments
 from tests.conftest import unavailable
 from tests.owned_redis_cluster import OwnedRedisCluster, command, migrate_slot
 
@@ -96,8 +97,7 @@ def live_env(postgres_url: str, apps_file: Path, cluster: OwnedRedisCluster) -> 
 
 
 async def connected(url: str, queue_limit: int = 50, replay_limit: int = 20) -> EventBus:
-    bus = create_bus(url, queue_limit=queue_limit, replay_limit=replay_limit)
-    assert isinstance(bus, RedisClusterEventBus)
+    bus = RedisClusterEventBus(url, queue_limit=queue_limit, replay_limit=replay_limit)
     await bus.start()
     await asyncio.wait_for(bus.connected.wait(), 10)
     return bus
@@ -162,8 +162,8 @@ def test_the_url_decides_memory_single_redis_or_cluster() -> None:
     assert redis_kind("redis://h:6379/0") == redis_kind("unix:///tmp/r.sock") == "redis"
     assert redis_kind("redis+cluster://a:7000,b:7001/") == "cluster"
     assert redis_kind("rediss+cluster://a:7000/") == "cluster"
-    assert not uses_redis("memory://")
-    assert uses_redis("rediss+cluster://a:7000/")
+    assert redis_url("memory://") is None
+    assert redis_url("rediss+cluster://a:7000/") == "rediss+cluster://a:7000/"
     with pytest.raises(ValueError, match="unsupported URL"):
         redis_kind("cluster://a:7000")
     address = parse_cluster_url("rediss+cluster://user:s%40cret@a:7000,b:7001,[::1]:7002/")
@@ -177,11 +177,9 @@ def test_the_url_decides_memory_single_redis_or_cluster() -> None:
 async def test_coherence_leases_and_persisted_queries_work_on_the_cluster(
     cluster: OwnedRedisCluster,
 ) -> None:
-    coherence = create_coherence(cluster.url)
-    leases = create_leases(cluster.url)
+    coherence = RedisCoherence(cluster.url)
+    leases = RedisLeases(cluster.url)
     documents = SharedDocuments(cluster.url)
-    assert isinstance(coherence, RedisCoherence)
-    assert isinstance(leases, RedisLeases)
     try:
         session_id = uuid.uuid4()
         await coherence.written(session_id, 3)
