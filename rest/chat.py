@@ -23,7 +23,7 @@ from rest.request import (
 )
 from rest.shapes import message as legacy_message
 from rest.shapes import snapshot, system_event
-from runtime.errors import NotFound
+from runtime.apps import Caller
 from runtime.records import SessionRecord
 
 
@@ -49,7 +49,7 @@ async def chat(request: Request) -> Response:
         legacy_id=name.legacy_id,
         client_id=client_id,
     )
-    return await _snapshot(request, record)
+    return await _snapshot(request, caller, record)
 
 
 async def state(request: Request) -> Response:
@@ -58,24 +58,21 @@ async def state(request: Request) -> Response:
     client_id = client_id_param(request)
     runtime = runtime_of(request)
     caller, stored = await caller_and_session(request, session_id)
-    record = runtime.conversations.visible(caller, stored)
+    record = runtime.conversations.addressed(caller, stored)
     if record is None:
-        if stored is not None and stored.app != caller.app:
-            # Another app's session: 404, unlike one that does not exist (or expired).
-            raise NotFound(f"session {session_id} not found")
         return JSONResponse(snapshot(None, [], [], None))
     if user_state is not None and user_state != record.user_state:
         record = await runtime.conversations.update_user_state(caller, session_id, user_state)
     if client_id is not None and client_id != record.client_id:
         record = await runtime.conversations.associate_client(caller, session_id, client_id)
-    return await _snapshot(request, record)
+    return await _snapshot(request, caller, record)
 
 
 async def interrupt(request: Request) -> Response:
     session_id = header_session_id(request)
     runtime = runtime_of(request)
     caller = await caller_for_session(request, session_id)
-    return await _snapshot(request, await runtime.turns.interrupt(caller, session_id))
+    return await _snapshot(request, caller, await runtime.turns.interrupt(caller, session_id))
 
 
 async def system(request: Request) -> Response:
@@ -111,8 +108,8 @@ async def events(request: Request) -> Response:
     return JSONResponse([system_event(record) for record in records[-count:]])
 
 
-async def _snapshot(request: Request, record: SessionRecord) -> Response:
-    shot = await runtime_of(request).snapshots.read(record)
+async def _snapshot(request: Request, caller: Caller, record: SessionRecord) -> Response:
+    shot = await runtime_of(request).snapshots.read(caller, record)
     return JSONResponse(snapshot(shot.session, shot.messages, shot.new_events, shot.streaming))
 
 

@@ -26,7 +26,7 @@ from rest.request import (
     runtime_of,
 )
 from runtime import vault
-from runtime.errors import Forbidden, NotFound
+from runtime.errors import Forbidden
 from runtime.vault.provider_keys import ProviderKeys
 
 
@@ -40,10 +40,9 @@ class Scope:
 async def scope_of(request: Request) -> Scope:
     session_id = header_session_id(request)
     explicit = client_id_param(request)
-    caller, record = await caller_and_session(request, session_id)
-    if record is not None and record.app != caller.app:
-        raise NotFound("session not found")
-    app = record.app if record is not None else caller.app
+    caller, stored = await caller_and_session(request, session_id)
+    record = runtime_of(request).conversations.addressed(caller, stored)
+    app = caller.app
     runtime = runtime_of(request)
     if not runtime.apps.get(app).provider_keys:
         raise Forbidden(

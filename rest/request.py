@@ -26,7 +26,7 @@ from rest.shapes import normalize_user_state
 from runtime.apps import Caller
 from runtime.core import Runtime
 from runtime.credentials import app_from_request, client_host, key_from_headers
-from runtime.errors import RateLimited, Unauthenticated
+from runtime.errors import RateLimited
 from runtime.records import JSONObject, SessionRecord
 from runtime.session_ids import SessionName, session_name
 from runtime.telemetry.context import app_name
@@ -109,14 +109,9 @@ async def caller_and_session(
 async def _bearer(request: Request, session_id: UUID) -> tuple[Caller, SessionRecord | None]:
     """A caller known by the session id alone acts in the session's app."""
     runtime = runtime_of(request)
-    strict = runtime.settings.strict_keys
-    client = client_host(request.scope)
-    record = await runtime.sessions.get(session_id)
-    if record is None or record.app == DEFAULT_APP:
-        return Caller(app=DEFAULT_APP, bearer=not strict, client=client), record
-    if strict:
-        raise Unauthenticated(f"this session belongs to app {record.app!r}: send its app key")
-    return Caller(app=record.app, bearer=True, client=client), record
+    return await runtime.conversations.bearer(
+        session_id, client_host(request.scope), strict=runtime.settings.strict_keys
+    )
 
 
 async def _admit(request: Request, caller: Caller, record: SessionRecord | None) -> None:

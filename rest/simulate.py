@@ -11,7 +11,6 @@ from starlette.routing import Route
 
 from rest.errors import BadRequest
 from rest.request import caller_and_session, header_session, json_body, runtime_of
-from runtime.errors import NotFound
 from runtime.records import JSONObject
 from runtime.simulation import SimulationRequest
 
@@ -29,12 +28,12 @@ async def simulate(request: Request) -> Response:
     transactions = _transactions(body.get("transactions"))
     sender = _sender(body.get("from"))
     chain_id = _chain_id(body.get("chain_id"))
-    caller, record = await caller_and_session(request, name.id)
-    if record is not None and record.app != caller.app:
-        raise NotFound("session not found")
-    result = await runtime_of(request).simulators.simulate(
+    caller, stored = await caller_and_session(request, name.id)
+    runtime = runtime_of(request)
+    record = runtime.conversations.addressed(caller, stored)
+    result = await runtime.simulators.simulate(
         SimulationRequest(
-            app=record.app if record is not None else caller.app,
+            app=caller.app,
             session_id=name.sent,
             client_id=record.client_id if record is not None else None,
             sender=sender,

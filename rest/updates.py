@@ -30,7 +30,6 @@ from starlette.routing import Route
 from rest.errors import BadRequest
 from rest.request import caller_for_session, header_session, runtime_of
 from runtime.apps import Caller
-from runtime.errors import NotFound
 from runtime.events import RESYNC_REQUIRED, Event, SubscriberOverflow
 from runtime.events.envelope import (
     INTERNAL_TYPES,
@@ -50,9 +49,10 @@ async def updates(request: Request) -> Response:
     caller = await caller_for_session(request, name.id)
     # Checked here too, so that another app's session is a 404 response rather
     # than a stream that fails once started.
-    record = await runtime.conversations.stored_session(caller, name.id)
-    if record is not None and record.app != caller.app and not caller.bearer:
-        raise NotFound(f"session {name.sent} not found")
+    conversations = runtime.conversations
+    conversations.addressed(
+        caller, await conversations.stored_session(caller, name.id), follow=True
+    )
     stream = _stream(
         request, caller, name.sent, runtime.conversations.watching(caller, name.id, after=after)
     )

@@ -17,7 +17,7 @@ from uuid import UUID, uuid4
 from runtime import validation
 from runtime.announcer import Announcer
 from runtime.apps import AppRegistry, Caller
-from runtime.errors import Conflict, InvalidInput, NotFound
+from runtime.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from runtime.events import RESYNC_REQUIRED, Event
 from runtime.events.envelope import (
     INTERNAL_TYPES,
@@ -63,10 +63,37 @@ class Conversations:
         return self.visible(caller, await self._claim(caller, await self._host.get(session_id)))
 
     async def stored_session(self, caller: Caller, session_id: UUID) -> SessionRecord | None:
-        """The session as stored, whichever app's (or None), after the caller's claim:
-        for transports that answer another app's session differently from a
-        missing one."""
+        """The session as stored, whichever app's (or None), after the caller's claim."""
         return await self._claim(caller, await self._host.get(session_id))
+
+    @staticmethod
+    def addressed(
+        caller: Caller, stored: SessionRecord | None, *, follow: bool = False
+    ) -> SessionRecord | None:
+        """The session a request names (as stored: `stored_session`) for an operation
+        that may come before it exists (legacy clients poll, stream and save keys
+        first): the caller's own, or None while there is none (or it expired).
+        Another app's is `NotFound`, unlike a missing one; with `follow`, a bearer
+        caller (known by the session id alone) may name it anyway: its stream
+        follows the session into its app."""
+        if stored is None or (follow and caller.bearer):
+            return stored
+        if stored.app != caller.app:
+            raise NotFound(f"session {stored.id} not found")
+        return Conversations.visible(caller, stored)
+
+    async def bearer(
+        self, session_id: UUID, client: str | None, *, strict: bool
+    ) -> tuple[Caller, SessionRecord | None]:
+        """Who a caller without a key or an app acts as: the session id is its
+        capability, so it acts in the session's app (a `default` session, or none
+        yet: `default`). Strict keys refuse that for any other app's session."""
+        record = await self._host.get(session_id)
+        if record is None or record.app == DEFAULT_APP:
+            return Caller(app=DEFAULT_APP, bearer=not strict, client=client), record
+        if strict:
+            raise Unauthenticated(f"this session belongs to app {record.app!r}: send its app key")
+        return Caller(app=record.app, bearer=True, client=client), record
 
     async def _claim(self, caller: Caller, record: SessionRecord | None) -> SessionRecord | None:
         """A session created without a key and still empty (no message, no wallet)
@@ -418,18 +445,25 @@ class Conversations:
         session into whichever app creates or claims it.
         `resync_required` always passes the type filter: it is never optional.
         """
-        record = await self.stored_session(caller, session_id)
-        if record is not None and record.app != caller.app and not caller.bearer:
-            raise NotFound(f"session {session_id} not found")
+        self.addressed(caller, await self.stored_session(caller, session_id), follow=True)
         async with self._events.subscribe(session_id, after) as subscription:
             yield _visible(subscription, None if caller.bearer else caller.app, types)
 
     async def primary_messages(
-        self, session_id: UUID, window: MessageWindow
+        self, caller: Caller, session: SessionRecord, window: MessageWindow
     ) -> Page[MessageRecord]:
-        """Messages of the primary thread of a session the caller was already
-        authorized for (the transport holds its record)."""
-        return await self._store.list_messages(session_id, window)
+        """Messages of the primary thread (its id is the session's) of a session the
+        transport already holds: checked against the caller, not looked up again."""
+        self.authorized(caller, session)
+        return await self._store.list_messages(session.id, window)
+
+    @staticmethod
+    def authorized(caller: Caller, session: SessionRecord) -> SessionRecord:
+        """`session` if the caller may see it, else `NotFound`: for records a
+        transport already holds (no lookup)."""
+        if Conversations.visible(caller, session) is None:
+            raise NotFound(f"session {session.id} not found")
+        return session
 
     # -- internals -----------------------------------------------------------
 

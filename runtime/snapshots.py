@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
+from runtime.apps import Caller
+from runtime.conversations import Conversations
 from runtime.records import MessageRecord, SessionRecord, SystemEventRecord
 from runtime.sessions import SessionHost
 from runtime.store import MessageWindow, SessionStore
@@ -34,7 +36,11 @@ class Snapshots:
         self._streams = streams
         self._history_limit = history_limit
 
-    async def read(self, session: SessionRecord, *, consume_events: bool = True) -> Snapshot:
+    async def read(
+        self, caller: Caller, session: SessionRecord, *, consume_events: bool = True
+    ) -> Snapshot:
+        """The snapshot of a session the transport holds, checked against the caller."""
+        Conversations.authorized(caller, session)
         messages = await self._store.list_messages(
             session.id, MessageWindow(limit=self._history_limit, from_end=True)
         )

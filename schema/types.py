@@ -201,6 +201,9 @@ class Session:
         description="The text id a legacy REST client named the session by, when it is "
         "not a UUID; `id` is then a stable UUID derived from it."
     )
+    # The record this object shows: its fields are checked against the caller with it
+    # (Conversations.authorized), never taken as checked by whoever built the object.
+    record: strawberry.Private[SessionRecord]
 
     @classmethod
     def from_record(cls, record: SessionRecord) -> Session:
@@ -222,6 +225,7 @@ class Session:
             last_active_at=record.last_active_at,
             expires_at=record.expires_at,
             legacy_id=record.legacy_id,
+            record=record,
         )
 
     @strawberry.field(description="All threads, the primary one (id = session id) first.")
@@ -234,7 +238,9 @@ class Session:
         description="The assistant message being streamed right now (this replica), if any."
     )
     def streaming_message(self, info: strawberry.Info[Context, None]) -> Message | None:
-        streaming = info.context.runtime.turns.streaming(UUID(self.id))
+        context = info.context
+        context.conversations.authorized(context.caller, self.record)
+        streaming = context.runtime.turns.streaming(self.record.id)
         return None if streaming is None else Message.from_streaming(streaming)
 
     @strawberry.field(description="Notices, errors and inline calls, oldest first.")
@@ -256,10 +262,11 @@ class Session:
         last: LastArg = None,
         before: str | None = None,
     ) -> MessageConnection:
-        # A Session object exists only once its resolver authorized it, and its
-        # primary thread's id is its own: no second lookup of either.
+        # Checked against the record this object holds, and the primary thread's id
+        # is the session's own: no second lookup of either.
+        context = info.context
         window = message_window(first, after, last, before)
-        page = await info.context.conversations.primary_messages(UUID(self.id), window)
+        page = await context.conversations.primary_messages(context.caller, self.record, window)
         return MessageConnection.from_page(page)
 
 
