@@ -4,7 +4,8 @@ The benchmark starts its own loopback cluster the way the tests do
 (tests/owned_redis_cluster.py: 3 masters, 3 replicas, nothing on disk) and two
 Confab replicas on it (same PostgreSQL as the rest of the suite), then runs
 `bench.fanout` unchanged: subscribers on the first replica, events published by
-it and by the second. Over the cluster an event goes publisher replica -> the
+it and by the second; then `bench.interrupt` (a turn on the first replica stopped
+from the second, through the cluster). Over the cluster an event goes publisher replica -> the
 master of the session's slot (the publish script's `SPUBLISH`) -> that master's
 shard listener in the subscribers' replica. The figure to compare is the
 cross-replica publish-to-receive p99 against single Redis measured in the same
@@ -19,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import fanout
+from bench import fanout, interrupt
 from bench.common import servers
 from tests.owned_redis_cluster import OwnedRedisCluster
 
@@ -41,6 +42,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     args.events,
                     args.interval_ms,
                 )
+            )
+            result["interrupt"] = asyncio.run(
+                interrupt.measure(first.url, second.url, first.key, args.interrupt_sessions)
             )
     finally:
         cluster.stop()

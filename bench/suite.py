@@ -11,6 +11,7 @@ scenario's workload is described in its module:
   WebSocket broadcast, and the same with the publisher on the second replica.
 - `bench.ack`: chat acknowledgement, GraphQL and REST, 50 concurrent users.
 - `bench.memory`: resident memory per idle subscriber (10,000 subscribers).
+- `bench.interrupt`: a turn streaming on one replica stopped from the other.
 - `bench.cluster`: fan-out and cross-replica again on a Redis Cluster the suite
   starts itself (3 masters, 3 replicas), against single Redis in the same run.
 - `bench.observability`: snapshot and fan-out with metrics and JSON logs on, against
@@ -26,7 +27,7 @@ import asyncio
 import time
 from typing import Any
 
-from bench import ack, cluster, fanout, memory, observability, reads
+from bench import ack, cluster, fanout, interrupt, memory, observability, reads
 from bench.common import server, servers, write_result
 
 
@@ -107,7 +108,7 @@ def report_memory(result: dict[str, Any]) -> None:
     )
 
 
-SCENARIOS = ("memory", "reads", "fanout", "ack", "cluster")
+SCENARIOS = ("memory", "reads", "fanout", "ack", "interrupt", "cluster")
 
 
 async def measure(
@@ -130,6 +131,10 @@ async def measure(
             )
             for dialect in ("graphql", "rest")
         }
+    if "interrupt" in wanted:
+        result["interrupt"] = await interrupt.measure(
+            first.url, second.url, first.key, args.interrupt_sessions
+        )
     return result
 
 
@@ -146,6 +151,7 @@ def main() -> None:
     parser.add_argument("--ack-messages", type=int, default=6)
     parser.add_argument("--ack-think", type=float, default=2.0)
     parser.add_argument("--idle-subscribers", type=int, default=10_000)
+    parser.add_argument("--interrupt-sessions", type=int, default=20)
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
     args = parser.parse_args()
     started = time.monotonic()
@@ -180,10 +186,13 @@ def main() -> None:
         report_fanout(result)
     if "ack" in result:
         report_ack(result["ack"], vars(args))
+    if "interrupt" in result:
+        interrupt.report(result["interrupt"], verdict)
     if "observability" in result:
         observability.report(result["observability"], verdict)
     if "cluster" in result:
         cluster.report(result["cluster"]["compared"], verdict)
+        interrupt.report(result["cluster"]["interrupt"], verdict, " on the cluster")
     elapsed = round(time.monotonic() - started)
     path = write_result("suite", {"params": vars(args), "seconds": elapsed, **result})
     print(f"\n{elapsed} s in all; written to {path}")

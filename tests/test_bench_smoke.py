@@ -55,7 +55,7 @@ def test_benchmark_suite_runs() -> None:
         *("--seconds", "0.3", "--connections", "2", "--history", "50"),
         *("--wallet-sessions", "20", "--subscribers", "20", "--events", "5"),
         *("--interval-ms", "5", "--ack-sessions", "2", "--ack-messages", "1"),
-        *("--ack-think", "0.05", "--idle-subscribers", "50"),
+        *("--ack-think", "0.05", "--idle-subscribers", "50", "--interrupt-sessions", "2"),
     )
     for scenario in (
         "raw snapshot",
@@ -69,6 +69,9 @@ def test_benchmark_suite_runs() -> None:
         "sendMessage",
         "POST /api/chat",
         "idle subscribers",
+        "interrupt across replicas:",
+        "interrupt across replicas on the cluster:",
+        "Redis Cluster (3 masters + 3 replicas) vs single Redis",
     ):
         assert scenario in output
     reads = figures["reads"]
@@ -80,3 +83,8 @@ def test_benchmark_suite_runs() -> None:
     assert figures["cross_replica"]["cross_replica"]["count"] == 2 * 20 * 5
     assert figures["ack"]["rest"]["count"] == 2
     assert figures["memory"]["subscribers"] == 50
+    assert figures["interrupt"]["stop"]["count"] == 2
+    on_cluster = figures["cluster"]
+    assert on_cluster["interrupt"]["stop"]["count"] == 2
+    assert on_cluster["cross_replica"]["cross_replica"]["count"] == 2 * 20 * 5
+    assert on_cluster["compared"]["cross_replica"]["p99_ratio"] > 0
