@@ -68,6 +68,16 @@ enabled = ["calculator", "current_time"]
 [apps.widget.tools.custom]
 progress = "tests.sample_tools:progress"
 
+# A short queue and no turn timeout: a turn runs as long as the test wants.
+[apps.queued]
+display_name = "Queued"
+queue_limit = 2
+
+# Listed origins alone, without the keyless wallet listing.
+[apps.portal]
+display_name = "Portal"
+origins = ["https://portal.example"]
+
 # Rate limits (tests/test_rate_limits.py): per client, and for a whole app.
 [apps.limited]
 display_name = "Limited"
@@ -318,6 +328,13 @@ def gamma_cli_key(live_env: dict[str, str]) -> str:
     from tests.live import cli
 
     return cli(live_env, "keys", "create", "--app", "gamma")
+
+
+@pytest.fixture(scope="module")
+def queued_cli_key(live_env: dict[str, str]) -> str:
+    from tests.live import cli
+
+    return cli(live_env, "keys", "create", "--app", "queued")
 
 
 @pytest.fixture(scope="module")

@@ -112,6 +112,22 @@ async def until_idle(
         await asyncio.sleep(0.2)
 
 
+async def until_streaming(
+    http: httpx.AsyncClient,
+    session_id: str,
+    key: str | None = None,
+    app: str | None = None,
+    timeout: float = 20,
+) -> dict[str, Any]:
+    """Poll /api/state like a client until part of the answer has been streamed."""
+    async with asyncio.timeout(timeout):
+        while True:
+            snapshot = await state(http, session_id, key, app)
+            if any(m["is_streaming"] and m["content"] for m in snapshot["messages"]):
+                return snapshot
+            await asyncio.sleep(0.05)
+
+
 async def until_idle_without_snapshots(
     http: httpx.AsyncClient, session_id: str, key: str | None = None, timeout: float = 10
 ) -> None:
@@ -262,7 +278,6 @@ async def updates(
     sent = {**headers(session_id, key), **(extra_headers or {}), "Accept": "text/event-stream"}
     if last_event_id is not None:
         sent["Last-Event-ID"] = last_event_id
-    before = await subscriber_count(http)
     request = http.build_request(
         "GET",
         "/api/updates",
@@ -277,13 +292,9 @@ async def updates(
             body = await asyncio.wait_for(response.aread(), 5)
             raise AssertionError(f"/api/updates: {response.status_code} {body!r}")
         stream = EventStream(response)
-        # Best effort: let the server subscribe before the test makes events happen.
-        if before >= 0:
-            for _ in range(40):
-                if await subscriber_count(http) > before:
-                    break
-                await asyncio.sleep(0.05)
-        await asyncio.sleep(0.1)
+        # The server says `: connected` once it has subscribed: events the test makes
+        # happen from now on reach the stream.
+        await stream.wait_until(lambda s: ": connected" in s.comments, "the stream's subscription")
         yield stream
     finally:
         if stream is not None:

@@ -10,6 +10,7 @@ import re
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from starlette.applications import Starlette
@@ -33,7 +34,7 @@ def runtime(app: Starlette) -> Runtime:
 
 
 async def test_a_held_record_is_checked_against_the_caller(runtime: Runtime) -> None:
-    record, _ = await runtime.conversations.create_session(ALPHA, new_id())
+    record, _ = await runtime.conversations.create_session(ALPHA, UUID(new_id()))
     window = MessageWindow(limit=10)
     page = await runtime.conversations.primary_messages(ALPHA, record, window)
     assert page.items == []
@@ -50,7 +51,7 @@ async def test_a_held_record_is_checked_against_the_caller(runtime: Runtime) -> 
 async def test_a_named_session_is_the_callers_none_yet_or_another_apps(
     runtime: Runtime,
 ) -> None:
-    record, _ = await runtime.conversations.create_session(ALPHA, new_id())
+    record, _ = await runtime.conversations.create_session(ALPHA, UUID(new_id()))
     assert Conversations.addressed(ALPHA, record) == record
     assert Conversations.addressed(BETA, None) is None
     with pytest.raises(NotFound):

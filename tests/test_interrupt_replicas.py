@@ -4,9 +4,6 @@ answers once the session stopped, so its snapshot already shows it."""
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 import httpx
 
 from tests.conftest import new_id
@@ -20,20 +17,10 @@ from tests.rest_client import (
     senders,
     state,
     until_idle,
+    until_streaming,
 )
 
 LONG_TEXT = " ".join(f"word{n}" for n in range(200))
-
-
-async def _until_streaming(http: httpx.AsyncClient, session_id: str) -> dict[str, Any]:
-    """Poll like a client until part of the answer has been streamed."""
-    async with asyncio.timeout(20):
-        while True:
-            snapshot = await state(http, session_id)
-            streaming = [m for m in snapshot["messages"] if m["is_streaming"]]
-            if streaming and streaming[0]["content"]:
-                return snapshot
-            await asyncio.sleep(0.05)
 
 
 async def test_an_interrupt_on_another_replica_stops_the_turn(
@@ -47,7 +34,7 @@ async def test_an_interrupt_on_another_replica_stops_the_turn(
     ):
         ok(await chat(on_a, session_id, f"/slow 30 {LONG_TEXT}"))
         ok(await chat(on_a, session_id, "never answered"))
-        await _until_streaming(on_a, session_id)
+        await until_streaming(on_a, session_id)
 
         stopped = ok(await on_b.post("/api/interrupt", headers=headers(session_id)))
         assert stopped["is_processing"] is False
@@ -77,7 +64,7 @@ async def test_the_interrupt_mutation_crosses_replicas_too(
         httpx.AsyncClient(base_url=second.url, timeout=15) as on_b,
     ):
         ok(await chat(on_a, session_id, f"/slow 30 {LONG_TEXT}"))
-        await _until_streaming(on_a, session_id)
+        await until_streaming(on_a, session_id)
         stopped = await graphql(
             on_b, "mutation($s: ID!) { interrupt(sessionId: $s) { isProcessing } }", s=session_id
         )

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -19,6 +18,7 @@ from runtime.leases import MemoryLeases
 from server import create_app
 from settings import Settings
 from tests.conftest import GraphQLClient, new_id
+from tests.waiting import until
 
 CREATE = "mutation($id: ID!) { createSession(id: $id) { id expiresAt } }"
 READ = "query($id: ID!) { session(id: $id) { id expiresAt } }"
@@ -48,7 +48,9 @@ async def test_expiry_is_visible_and_refreshed_by_activity(ephemeral: GraphQLCli
     session_id = new_id()
     created = (await ephemeral.data(CREATE, id=session_id))["createSession"]
     first = datetime.fromisoformat(created["expiresAt"])
-    await asyncio.sleep(0.3)
+    # `ephemeral` sessions live 1 s: created at `first - 1 s`; let the clock move on.
+    moved_on = first - timedelta(seconds=1) + timedelta(milliseconds=20)
+    await until(lambda: datetime.now(UTC) > moved_on, "the clock to move on")
     refreshed = datetime.fromisoformat(
         (await ephemeral.data(SEND, s=session_id))["sendMessage"]["expiresAt"]
     )
@@ -61,8 +63,11 @@ async def test_an_expired_session_is_unknown_and_its_id_reusable(
     await quick_app.state.runtime.janitor.stop()  # expired, but not yet swept
     session_id = new_id()
     await ephemeral.data(CREATE, id=session_id)
-    await asyncio.sleep(1.3)
-    assert (await ephemeral.data(READ, id=session_id))["session"] is None
+
+    async def expired() -> bool:
+        return (await ephemeral.data(READ, id=session_id))["session"] is None
+
+    await until(expired, "the session to expire (1 s)")
     http = ephemeral.http
     state = await http.get(
         "/api/state", headers={"X-Session-Id": session_id, "X-API-Key": ephemeral.key or ""}
@@ -81,11 +86,11 @@ async def test_the_janitor_deletes_expired_sessions_in_batches(
     keeper = new_id()
     await GraphQLClient(ephemeral.http).data(CREATE, id=keeper)  # default app: no TTL
     runtime = quick_app.state.runtime
-    for _ in range(50):
-        await asyncio.sleep(0.2)
-        if not await Session.filter(id__in=ids).exists():
-            break
-    assert not await Session.filter(id__in=ids).exists()
+
+    async def swept() -> bool:
+        return not await Session.filter(id__in=ids).exists()
+
+    await until(swept, "the janitor to delete the expired sessions")
     assert not await Message.filter(session_id__in=ids).exists()
     assert not await Thread.filter(session_id__in=ids).exists()
     assert await Session.filter(id=keeper).exists()
@@ -122,11 +127,9 @@ async def test_idle_sessions_leave_the_cache_and_reload_intact(
         )
         host = quick_app.state.runtime.sessions
         assert host.is_loaded(uuid.UUID(session_id))
-        for _ in range(30):
-            await asyncio.sleep(0.1)
-            if not host.is_loaded(uuid.UUID(session_id)):
-                break
-        assert not host.is_loaded(uuid.UUID(session_id))
+        await until(
+            lambda: not host.is_loaded(uuid.UUID(session_id)), "the idle session's eviction"
+        )
         read = await gql.data("query($id: ID!) { session(id: $id) { title } }", id=session_id)
         assert read["session"] == {"title": "Kept"}
         assert host.is_loaded(uuid.UUID(session_id))

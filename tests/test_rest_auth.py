@@ -69,6 +69,27 @@ async def test_control_model_selects_the_sessions_model(
     assert chosen["session"]["model"] == "builtin-large"
 
 
+async def test_control_model_creates_a_session_it_names_for_the_first_time(
+    http: httpx.AsyncClient, alpha_cli_key: str
+) -> None:
+    session_id, key = new_id(), alpha_cli_key
+    response = await http.post(
+        "/api/control/model",
+        params={"rig": "builtin-large", "app": "alpha"},
+        headers=headers(session_id, key),
+    )
+    assert ok(response) == {
+        "success": True,
+        "rig": "builtin-large",
+        "baml": "builtin-large",
+        "created": True,
+    }
+    chosen = await graphql(
+        http, "query($s: ID!) { session(id: $s) { app model } }", key=key, s=session_id
+    )
+    assert chosen["session"] == {"app": "alpha", "model": "builtin-large"}
+
+
 @pytest.mark.parametrize("rig", ["gpt-9", "builtin-large"], ids=["unknown", "not-this-apps"])
 async def test_control_model_refuses_an_unknown_rig(http: httpx.AsyncClient, rig: str) -> None:
     session_id = new_id()

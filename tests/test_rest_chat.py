@@ -9,8 +9,6 @@ the app key in `AOMI-APP-KEY` or `X-API-Key`, the app chosen with `?app=` or
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
 
@@ -28,6 +26,7 @@ from tests.rest_client import (
     senders,
     state,
     until_idle,
+    until_streaming,
 )
 
 # -- POST /api/chat -----------------------------------------------------------------
@@ -125,17 +124,22 @@ async def test_queued_messages_are_answered_in_order_while_processing(
     assert agent == ["You said: first", "You said: second"]
 
 
-async def test_a_full_queue_is_429(http: httpx.AsyncClient, gamma_cli_key: str) -> None:
-    session_id, key = new_id(), gamma_cli_key
-    ok(await chat(http, session_id, "/slow 2 running", key, "gamma"))
-    await asyncio.sleep(0.2)  # the first turn runs; gamma queues at most 2 more
-    ok(await chat(http, session_id, "queued one", key, "gamma"))
-    ok(await chat(http, session_id, "queued two", key, "gamma"))
-    assert_error(await chat(http, session_id, "one too many", key, "gamma"), 429)
-    ok(await http.post("/api/interrupt", params={"app": "gamma"}, headers=headers(session_id, key)))
-    done, _ = await until_idle(http, session_id, key, "gamma")
+async def test_a_full_queue_is_429(http: httpx.AsyncClient, queued_cli_key: str) -> None:
+    session_id, key = new_id(), queued_cli_key
+    long_text = " ".join(f"word{n}" for n in range(60))
+    ok(await chat(http, session_id, f"/slow 30 {long_text}", key, "queued"))
+    await until_streaming(http, session_id, key, "queued")  # it runs: 2 more may queue
+    ok(await chat(http, session_id, "queued one", key, "queued"))
+    ok(await chat(http, session_id, "queued two", key, "queued"))
+    assert_error(await chat(http, session_id, "one too many", key, "queued"), 429)
+    ok(
+        await http.post(
+            "/api/interrupt", params={"app": "queued"}, headers=headers(session_id, key)
+        )
+    )
+    done, _ = await until_idle(http, session_id, key, "queued")
     user = [m["content"] for m in done["messages"] if m["sender"] == "user"]
-    assert user == ["/slow 2 running", "queued one", "queued two"]
+    assert user == [f"/slow 30 {long_text}", "queued one", "queued two"]
 
 
 # -- POST /api/interrupt -----------------------------------------------------------------
@@ -147,7 +151,7 @@ async def test_interrupt_keeps_partial_text_and_drops_the_queue(http: httpx.Asyn
     long_text = " ".join(f"word{n}" for n in range(60))
     ok(await chat(http, session_id, f"/slow 3 {long_text}"))
     ok(await chat(http, session_id, "never answered"))
-    await asyncio.sleep(1)
+    await until_streaming(http, session_id)
     stopped = ok(await http.post("/api/interrupt", headers=sent))
     assert stopped["is_processing"] is False
     assert {"messages", "system_events", "title", "is_processing"} <= stopped.keys()
@@ -163,10 +167,12 @@ async def test_interrupt_keeps_partial_text_and_drops_the_queue(http: httpx.Asyn
     assert full.startswith(partial)
     assert len(partial) < len(full)
 
-    await asyncio.sleep(0.5)
-    later = await state(http, session_id)
-    assert senders(later) == ["user", "user", "agent"]  # the queued message was dropped
-    assert later["is_processing"] is False
+    # The queued message was dropped: the next one is answered, and only it (the
+    # queue answers in order, so a kept "never answered" would come first).
+    ok(await chat(http, session_id, "and now?"))
+    later, _ = await until_idle(http, session_id)
+    assert senders(later) == ["user", "user", "agent", "user", "agent"]
+    assert later["messages"][-1]["content"] == "You said: and now?"
     assert INTERRUPTION in ok(await http.get("/api/events", headers=sent))
 
 

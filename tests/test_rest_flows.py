@@ -17,6 +17,7 @@ from settings import Settings
 from tests.conftest import GraphQLClient, new_id, new_wallet
 from tests.live import post
 from tests.processes import ServerProcess
+from tests.waiting import until
 
 
 class SseReader:
@@ -26,6 +27,7 @@ class SseReader:
         self.events: list[dict[str, Any]] = []
         self.ids: list[str] = []
         self._arrived = asyncio.Event()
+        self._connected = asyncio.Event()  # the server's `: connected`: it subscribed
         self._lines = response.aiter_lines()
         self._task = asyncio.create_task(self._read())
 
@@ -36,6 +38,13 @@ class SseReader:
             elif line.startswith("data: "):
                 self.events.append(json.loads(line[6:]))
                 self._arrived.set()
+            elif line == ": connected":
+                self._connected.set()
+
+    async def subscribed(self, timeout: float = 10) -> None:
+        """Returns once the server has subscribed: later events reach this stream."""
+        async with asyncio.timeout(timeout):
+            await self._connected.wait()
 
     async def until(self, predicate: Any, timeout: float = 10) -> None:
         async with asyncio.timeout(timeout):
@@ -62,7 +71,7 @@ async def test_a_full_legacy_conversation(server: ServerProcess) -> None:
 
         async with http.stream("GET", "/api/updates", headers=headers) as stream:
             updates = SseReader(stream)
-            await asyncio.sleep(0.3)
+            await updates.subscribed()
             chat = await http.post(
                 "/api/chat",
                 headers=headers,
@@ -118,11 +127,13 @@ async def test_half_rest_half_graphql_shows_the_same_data(server: ServerProcess)
             'mutation($s: ID!) { sendMessage(sessionId: $s, content: "and from GraphQL") { id } }',
             s=session_id,
         )
-        for _ in range(100):
+
+        async def both_answered() -> bool:
             state = (await http.get("/api/state", headers=headers)).json()
-            if not state["is_processing"] and len(state["messages"]) == 4:
-                break
-            await asyncio.sleep(0.1)
+            return not state["is_processing"] and len(state["messages"]) == 4
+
+        await until(both_answered, "both turns to be answered")
+        state = (await http.get("/api/state", headers=headers)).json()
         await http.patch(f"/api/sessions/{session_id}", json={"title": "Both ways"})
         graph = await post(
             server,
@@ -291,8 +302,9 @@ async def test_a_disconnected_event_stream_is_cleaned_up(server: ServerProcess) 
         lines = stream.aiter_lines()  # kept: a collected iterator closes the response
         assert await anext(lines) == ": connected"
         assert await subscribers() == before + 1
-    for _ in range(50):  # the client hung up: the server lets go of the subscription
-        if await subscribers() == before:
-            break
-        await asyncio.sleep(0.1)
-    assert await subscribers() == before
+
+    async def released() -> bool:
+        return await subscribers() == before
+
+    # the client hung up: the server lets go of the subscription
+    await until(released, "the server to drop the hung-up stream's subscription")

@@ -166,6 +166,33 @@ async def test_keyless_requests_from_a_listed_origin_act_in_its_app(
     assert mine["session"]["app"] == "widget"
 
 
+async def test_a_listed_origin_alone_lists_its_apps_sessions_of_a_wallet(
+    http: httpx.AsyncClient,
+) -> None:
+    """`portal` lists its origin but not `keyless_wallet_listing`: from its origin a
+    keyless wallet listing is the portal's (the origin is the app); without the
+    origin it is `default`'s, and never the portal's."""
+    from_portal = {"Origin": "https://portal.example"}
+    wallet = new_wallet()
+    portal_session, default_session = new_id(), new_id()
+    ok(
+        await http.post(
+            "/api/sessions",
+            json={"public_key": wallet},
+            headers={**headers(portal_session), **from_portal},
+        )
+    )
+    ok(
+        await http.post(
+            "/api/sessions", json={"public_key": wallet}, headers=headers(default_session)
+        )
+    )
+    listed = ok(await http.get("/api/sessions", params={"public_key": wallet}, headers=from_portal))
+    assert [s["session_id"] for s in listed] == [portal_session]
+    listed = ok(await http.get("/api/sessions", params={"public_key": wallet}))
+    assert [s["session_id"] for s in listed] == [default_session]
+
+
 async def test_an_unlisted_origin_gets_nothing_of_the_app(
     http: httpx.AsyncClient, widget_key: str
 ) -> None:
@@ -326,16 +353,36 @@ async def test_a_uuid_session_id_has_no_legacy_id(http: httpx.AsyncClient) -> No
 
 @pytest.mark.parametrize(
     "bad",
-    ["has space", "x" * 129, "tab\tinside"],
-    ids=["space", "too-long", "control-character"],
+    ["has space", "x" * 129, "tab\tinside", "caf\u00e9".encode(), ""],
+    ids=["space", "too-long", "control-character", "non-ascii", "empty"],
 )
-async def test_malformed_session_ids_are_refused(http: httpx.AsyncClient, bad: str) -> None:
+async def test_malformed_session_ids_are_refused_and_store_nothing(
+    http: httpx.AsyncClient, bad: str | bytes
+) -> None:
+    wallet = new_wallet()
+    raw = bad if isinstance(bad, bytes) else bad.encode("latin-1")
+    sent = [(b"X-Session-Id", raw)]
     for response in (
-        await chat(http, bad, "hi"),
-        await http.get("/api/state", headers={"X-Session-Id": bad}),
-        await http.post("/api/system", params={"message": "hi"}, headers={"X-Session-Id": bad}),
+        await http.post(
+            "/api/chat", params={"public_key": wallet}, json={"message": "hi"}, headers=sent
+        ),
+        await http.post("/api/sessions", json={"public_key": wallet}, headers=sent),
+        await http.get("/api/state", params={"client_id": "cli-1"}, headers=sent),
+        await http.post("/api/system", params={"message": "hi"}, headers=sent),
+        await http.post("/api/interrupt", headers=sent),
+        await http.get("/api/events", headers=sent),
+        await http.get("/api/updates", headers=sent),
     ):
-        assert "X-Session-Id" in assert_error(response, 400)
+        assert "X-Session-Id" in assert_error(response, 400), response.request.url
+    # nothing was created for the wallet either way
+    assert ok(await http.get("/api/sessions", params={"public_key": wallet})) == []
+
+
+async def test_the_longest_opaque_id_is_accepted(http: httpx.AsyncClient) -> None:
+    longest = "k" * 128
+    await chat_and_wait(http, longest, "hi")
+    found = ok(await http.get("/api/state", headers={"X-Session-Id": longest}))
+    assert [m["content"] for m in found["messages"]] == ["hi", "You said: hi"]
 
 
 # -- 5. deleting a thread that was never sent ------------------------------------------

@@ -227,6 +227,23 @@ async def test_handles_resolve_only_for_the_sessions_own_client_and_app(
     assert output["result"]["echo"] == "$SECRET:missing and $SECRET:api_key."
 
 
+async def test_a_state_request_associates_an_existing_session_with_its_client(
+    client: httpx.AsyncClient,
+) -> None:
+    """The CLI syncs its state (with its client_id) on a session that already exists:
+    from then on the session's tools resolve that client's handles."""
+    owner = f"cli-{new_id()}"
+    ok(await ingest(client, owner, {"api_key": VALUE}))
+    session_id = new_id()
+    await chat_and_wait(client, session_id, "hello first")  # no client yet
+    synced = await client.get(
+        "/api/state", params={"client_id": owner}, headers=headers(session_id)
+    )
+    ok(synced)
+    snapshot = await chat_and_wait(client, session_id, use_secret(HANDLE))
+    assert tool_output(snapshot)["result"]["sha256"] == sha256(VALUE)
+
+
 # -- bad input: a clear 400, nothing stored ----------------------------------------
 
 TOO_BIG = "x" * 4097

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Callable
 from typing import Any
 
 
 async def until(condition: Callable[..., Any], what: str, timeout: float = 30) -> None:
-    """Returns once `condition()` is truthy; raises after `timeout` seconds."""
+    """Returns once `condition()` is truthy (awaited, if it returns an awaitable);
+    raises after `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not await _holds(condition):
         if time.monotonic() > deadline:
             raise TimeoutError(f"gave up waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+async def _holds(condition: Callable[..., Any]) -> bool:
+    answer = condition()
+    if inspect.isawaitable(answer):
+        answer = await answer
+    return bool(answer)
