@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -229,12 +230,12 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
     await task
 
 
-@pytest.fixture
-async def byok(
-    fake: FakeOpenAI, settings: Settings, monkeypatch: pytest.MonkeyPatch
+@asynccontextmanager
+async def byok_app(
+    fake: FakeOpenAI, settings: Settings, provider_keys: bool = True
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """The default app on the OpenAI-compatible backend (the fake), with its key."""
-    monkeypatch.setenv("CONFAB_TEST_APP_OPENAI_KEY", APP_KEY)
+    """The default app on the OpenAI-compatible backend (the fake), with its key
+    (`CONFAB_TEST_APP_OPENAI_KEY`, set by the caller)."""
     model = ModelConfig(
         backend="openai",
         models=("gpt-test",),
@@ -245,12 +246,42 @@ async def byok(
             "max_retries": 0,
         },
     )
-    apps = {"default": AppConfig(name="default", display_name="Default", model=model)}
-    application = create_app(settings.with_overrides(apps=apps))
+    config = AppConfig(
+        name="default", display_name="Default", model=model, provider_keys=provider_keys
+    )
+    application = create_app(settings.with_overrides(apps={"default": config}))
     async with LifespanManager(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             yield http
+
+
+@pytest.fixture
+async def byok(
+    fake: FakeOpenAI, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[httpx.AsyncClient]:
+    monkeypatch.setenv("CONFAB_TEST_APP_OPENAI_KEY", APP_KEY)
+    async with byok_app(fake, settings) as http:
+        yield http
+
+
+async def test_a_saved_key_is_not_used_once_the_app_turns_provider_keys_off(
+    fake: FakeOpenAI, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONFAB_TEST_APP_OPENAI_KEY", APP_KEY)
+    client_id, session_id = f"cli-{new_id()}", new_id()
+    async with byok_app(fake, settings) as http:
+        fake.script = [text("Hello")]
+        await chat_and_wait(http, session_id, "Hi", client_id=client_id)
+        ok(await http.post(PATH, json=save_body(), headers=headers(session_id)))
+        fake.script = [text("Mine")]
+        await chat_and_wait(http, session_id, "Again", client_id=client_id)
+        assert authorizations(fake)[-1] == f"Bearer {CLIENT_KEY}"
+    # The operator sets provider_keys = false and restarts: the app's key again.
+    async with byok_app(fake, settings, provider_keys=False) as http:
+        fake.script = [text("The app's")]
+        await chat_and_wait(http, session_id, "Later", client_id=client_id)
+        assert authorizations(fake)[-1] == f"Bearer {APP_KEY}"
 
 
 def echoing_rejection() -> Handler:

@@ -32,8 +32,10 @@ from tests.conftest import unavailable
 from tests.owned_redis_cluster import OwnedRedisCluster, command, migrate_slot
 
 # The existing tests, collected here again: their fixtures (`bus`, `live_env`) are
-# the cluster's in this module.
+# the cluster's in this module. Every test of those modules that uses the event
+# bus; the other crash-recovery tests run one process on SQLite (no Redis at all).
 from tests.test_crash_recovery import (  # noqa: F401
+    test_a_surviving_replica_answers_the_killed_replicas_messages,
     test_turns_of_one_session_never_overlap_across_replicas,
 )
 from tests.test_event_bus import (  # noqa: F401
@@ -48,6 +50,11 @@ from tests.test_event_bus import (  # noqa: F401
     test_resume_while_publishing_has_no_gap_and_no_duplicate,
     test_subscriber_count_and_cleanup,
 )
+from tests.test_interrupt_replicas import (  # noqa: F401
+    test_an_interrupt_on_another_replica_stops_the_turn,
+    test_interrupting_an_idle_session_elsewhere_is_a_no_op,
+    test_the_interrupt_mutation_crosses_replicas_too,
+)
 from tests.test_replicas import (  # noqa: F401
     test_a_system_event_from_one_replica_reaches_snapshots_on_the_other,
     test_a_write_on_one_replica_is_read_at_once_on_the_other,
@@ -57,10 +64,24 @@ from tests.test_replicas import (  # noqa: F401
 )
 from tests.test_subscriptions import (  # noqa: F401
     server,
+    test_another_apps_session_is_not_found,
+    test_bad_key_is_rejected_at_connection_init,
+    test_connection_init_timeout,
+    test_cross_origin_handshakes_need_an_allowed_origin,
     test_each_event_type_arrives,
     test_events_cross_replicas,
+    test_events_of_another_app_are_never_delivered,
     test_expired_cursor_gets_resync_required,
+    test_key_in_connection_init_payload,
+    test_key_in_upgrade_headers,
+    test_legacy_graphql_ws_protocol,
+    test_post_system_notice_validates,
     test_resume_after_a_cursor_gets_exactly_the_missed_events,
+    test_server_shutdown_closes_subscriptions_cleanly,
+    test_subscribing_before_the_session_exists,
+    test_subscriptions_per_connection_are_limited,
+    test_typed_subscriptions,
+    test_types_filter,
 )
 from tests.waiting import until
 
