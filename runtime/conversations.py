@@ -14,10 +14,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from runtime import validation
+from runtime import access, validation
 from runtime.announcer import Announcer
 from runtime.apps import AppRegistry, Caller
-from runtime.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from runtime.errors import Conflict, InvalidInput, NotFound
 from runtime.events import RESYNC_REQUIRED, Event
 from runtime.events.envelope import (
     INTERNAL_TYPES,
@@ -66,22 +66,6 @@ class Conversations:
         """The session as stored, whichever app's (or None), after the caller's claim."""
         return await self._claim(caller, await self._host.get(session_id))
 
-    @staticmethod
-    def addressed(
-        caller: Caller, stored: SessionRecord | None, *, follow: bool = False
-    ) -> SessionRecord | None:
-        """The session a request names (as stored: `stored_session`) for an operation
-        that may come before it exists (legacy clients poll, stream and save keys
-        first): the caller's own, or None while there is none (or it expired).
-        Another app's is `NotFound`, unlike a missing one; with `follow`, a bearer
-        caller (known by the session id alone) may name it anyway: its stream
-        follows the session into its app."""
-        if stored is None or (follow and caller.bearer):
-            return stored
-        if stored.app != caller.app:
-            raise NotFound(f"session {stored.id} not found")
-        return Conversations.visible(caller, stored)
-
     async def bearer(
         self, session_id: UUID, client: str | None, *, strict: bool
     ) -> tuple[Caller, SessionRecord | None]:
@@ -89,11 +73,7 @@ class Conversations:
         capability, so it acts in the session's app (a `default` session, or none
         yet: `default`). Strict keys refuse that for any other app's session."""
         record = await self._host.get(session_id)
-        if record is None or record.app == DEFAULT_APP:
-            return Caller(app=DEFAULT_APP, bearer=not strict, client=client), record
-        if strict:
-            raise Unauthenticated(f"this session belongs to app {record.app!r}: send its app key")
-        return Caller(app=record.app, bearer=True, client=client), record
+        return access.bearer_caller(record, client, strict=strict), record
 
     async def _claim(self, caller: Caller, record: SessionRecord | None) -> SessionRecord | None:
         """A session created without a key and still empty (no message, no wallet)
@@ -106,7 +86,7 @@ class Conversations:
             or record.app != DEFAULT_APP
             or not caller.has_key
             or record.public_key is not None
-            or _expired(record, utc_now())
+            or access.expired(record, utc_now())
             or await self._store.has_messages(record.id)
         ):
             return record
@@ -120,12 +100,10 @@ class Conversations:
         await self._publish(claimed, SESSION_UPDATED, {"changes": {"app": caller.app}})
         return claimed
 
-    @staticmethod
-    def visible(caller: Caller, record: SessionRecord | None) -> SessionRecord | None:
-        """`record` if the caller may see it: its own app's, and not expired."""
-        if record is None or record.app != caller.app or _expired(record, utc_now()):
-            return None
-        return record
+    # The rules of who may see which session (runtime/access.py), for transports.
+    visible = staticmethod(access.visible)
+    authorized = staticmethod(access.authorized)
+    addressed = staticmethod(access.addressed)
 
     async def get_session(self, caller: Caller, session_id: UUID) -> SessionRecord:
         record = await self.find_session(caller, session_id)
@@ -167,7 +145,7 @@ class Conversations:
             record = await self._claim(caller, record) or record
         if record.app != caller.app:
             raise Conflict(f"session id {record.id} is already in use")
-        if not created and _expired(record, utc_now()):
+        if not created and access.expired(record, utc_now()):
             # An expired session the janitor has not swept yet: its id is free again.
             await self._host.delete(record.id)
             return await self.create_session(
@@ -293,7 +271,7 @@ class Conversations:
         )
         now = utc_now()
         return Page(
-            items=[record for record in page.items if not _expired(record, now)],
+            items=[record for record in page.items if not access.expired(record, now)],
             has_next=page.has_next,
             has_previous=page.has_previous,
         )
@@ -457,14 +435,6 @@ class Conversations:
         self.authorized(caller, session)
         return await self._store.list_messages(session.id, window)
 
-    @staticmethod
-    def authorized(caller: Caller, session: SessionRecord) -> SessionRecord:
-        """`session` if the caller may see it, else `NotFound`: for records a
-        transport already holds (no lookup)."""
-        if Conversations.visible(caller, session) is None:
-            raise NotFound(f"session {session.id} not found")
-        return session
-
     # -- internals -----------------------------------------------------------
 
     async def _update(
@@ -502,7 +472,3 @@ async def _visible(
         wanted = (app is None or event.app == app) and (types is None or event.type in types)
         if wanted or event.type == RESYNC_REQUIRED:
             yield event
-
-
-def _expired(record: SessionRecord, now: datetime) -> bool:
-    return record.expires_at is not None and record.expires_at <= now

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
+from runtime import access
 from runtime.apps import Caller
-from runtime.conversations import Conversations
 from runtime.records import MessageRecord, SessionRecord, SystemEventRecord
 from runtime.sessions import SessionHost
 from runtime.store import MessageWindow, SessionStore
@@ -40,7 +40,7 @@ class Snapshots:
         self, caller: Caller, session: SessionRecord, *, consume_events: bool = True
     ) -> Snapshot:
         """The snapshot of a session the transport holds, checked against the caller."""
-        Conversations.authorized(caller, session)
+        access.authorized(caller, session)
         messages = await self._store.list_messages(
             session.id, MessageWindow(limit=self._history_limit, from_end=True)
         )
