@@ -352,6 +352,39 @@ async def test_a_slot_migration_mid_stream_loses_nothing_and_moves_only_its_chan
 # -- a master dies mid-stream (last: the cluster stays one replica short) -------------
 
 
+async def test_a_session_whose_publish_fails_never_holds_up_others_on_its_node(
+    cluster: OwnedRedisCluster, bus: EventBus
+) -> None:
+    """One session's script fails on its node (its id counter is not a number): that
+    session waits and retries alone, while another session of the same node goes
+    on; once the key is mended, the waiting event is published, once."""
+    poisoned = uuid.uuid4()
+    owner = cluster.master_of_slot(slot_of(poisoned))
+    neighbour = next(
+        candidate
+        for candidate in (uuid.uuid4() for _ in range(1_000))
+        if cluster.master_of_slot(slot_of(candidate)).port == owner.port
+    )
+    client = owner.client()
+    counter = session_keys(poisoned, cluster=True).counter
+    try:
+        command(client, "HSET", counter, "not", "a number")
+        async with bus.subscribe(poisoned) as stuck, bus.subscribe(neighbour) as moving:
+            await bus.publish(poisoned, "default", "tool_update", {"n": 0}, wait=False)
+            for n in range(5):
+                await asyncio.wait_for(
+                    bus.publish(neighbour, "default", "tool_update", {"n": n}), 10
+                )
+                event = await asyncio.wait_for(anext(moving), 10)
+                assert event.data["n"] == n
+            assert bus.stats["publish_failures"] > 0
+            command(client, "DEL", counter)
+            event = await asyncio.wait_for(anext(stuck), 10)
+            assert (event.type, event.data["n"]) == ("tool_update", 0)
+    finally:
+        client.close()
+
+
 async def test_killing_a_master_mid_stream_loses_and_duplicates_nothing(
     cluster: OwnedRedisCluster,
 ) -> None:
