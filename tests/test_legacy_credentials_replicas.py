@@ -13,7 +13,8 @@ from tests.conftest import new_id, replica_pair
 from tests.live import cli
 from tests.processes import ServerProcess
 from tests.rest_client import chat_and_wait, headers, ok
-from tests.vault_support import live_vault_env, sha256, tool_output, use_secret
+from tests.vault_server import env  # noqa: F401 - the vault apps' server environment
+from tests.vault_support import sha256, tool_output, use_secret
 
 pytestmark = pytest.mark.processes
 
@@ -21,11 +22,6 @@ HANDLE = "$SECRET:api_key"
 SENDER = "0x742d35Cc6634C0532925a3b844Bc454e4438f44e"
 TRANSFER = {"to": "0x0000000000000000000000000000000000000001", "value": "0x1", "data": "0x"}
 PROVIDER_KEYS = "/api/control/provider-keys"
-
-
-@pytest.fixture(scope="module")
-def env(live_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return live_vault_env(live_env, tmp_path_factory.mktemp("vault-config"))
 
 
 @pytest.fixture(scope="module")

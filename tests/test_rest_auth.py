@@ -47,11 +47,15 @@ async def test_control_models_lists_the_apps_models(
     assert ok(alpha) == ["builtin", "builtin-large"]
 
 
+@pytest.mark.parametrize("existing", [True, False], ids=["existing-session", "new-session"])
 async def test_control_model_selects_the_sessions_model(
-    http: httpx.AsyncClient, alpha_cli_key: str
+    http: httpx.AsyncClient, alpha_cli_key: str, existing: bool
 ) -> None:
+    """The model is chosen for the session, which is created first if it is new
+    (`created` says which)."""
     session_id, key = new_id(), alpha_cli_key
-    await create_session(http, session_id, key=key, app="alpha")
+    if existing:
+        await create_session(http, session_id, key=key, app="alpha")
     response = await http.post(
         "/api/control/model",
         params={"rig": "builtin-large", "app": "alpha"},
@@ -61,28 +65,7 @@ async def test_control_model_selects_the_sessions_model(
         "success": True,
         "rig": "builtin-large",
         "baml": "builtin-large",
-        "created": False,
-    }
-    chosen = await graphql(
-        http, "query($s: ID!) { session(id: $s) { model } }", key=key, s=session_id
-    )
-    assert chosen["session"]["model"] == "builtin-large"
-
-
-async def test_control_model_creates_a_session_it_names_for_the_first_time(
-    http: httpx.AsyncClient, alpha_cli_key: str
-) -> None:
-    session_id, key = new_id(), alpha_cli_key
-    response = await http.post(
-        "/api/control/model",
-        params={"rig": "builtin-large", "app": "alpha"},
-        headers=headers(session_id, key),
-    )
-    assert ok(response) == {
-        "success": True,
-        "rig": "builtin-large",
-        "baml": "builtin-large",
-        "created": True,
+        "created": not existing,
     }
     chosen = await graphql(
         http, "query($s: ID!) { session(id: $s) { app model } }", key=key, s=session_id
