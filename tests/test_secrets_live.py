@@ -12,8 +12,9 @@ import uuid
 import httpx
 
 from tests.conftest import new_id
+from tests.live import cli
 from tests.processes import ServerProcess
-from tests.rest_client import chat, headers, ok, until_idle, updates
+from tests.rest_client import chat, graphql, headers, ok, until_idle, updates
 from tests.vault_server import env, http, server, vault_key  # noqa: F401 - fixtures
 from tests.vault_support import (
     assert_absent,
@@ -65,6 +66,16 @@ async def test_a_secret_value_is_nowhere_the_server_stored_or_logged(
     assert {e["result"]["progress"]["received"] for e in progress} == {handle, f"token={handle}"}
     assert tool_output(snapshot)
 
+    answered = await graphql(
+        http,
+        "query($s: ID!) { session(id: $s) { messages(first: 50) { nodes { content "
+        "toolCalls toolResults } } systemEvents { payload } } }",
+        vault_key,
+        s=session_id,
+    )
+    assert handle in json.dumps(answered)  # the tool's calls and results, with handles
+    exported = cli(env, "sessions", "export", session_id)
+    assert session_id in exported
     log = server.log()
     assert " DEBUG " in log  # everything was logged
     assert "use_secret failed" in log
@@ -76,6 +87,8 @@ async def test_a_secret_value_is_nowhere_the_server_stored_or_logged(
     for where, haystack in (
         ("the update stream", json.dumps(stream.events).encode()),
         ("the snapshot", json.dumps(snapshot).encode()),
+        ("the GraphQL answer", json.dumps(answered).encode()),
+        ("the session's export", exported.encode()),
         ("the server log", log.encode()),
         ("the database", database),  # ...but not the value, in any form
         ("Redis", redis),
