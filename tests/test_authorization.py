@@ -77,3 +77,35 @@ def test_no_transport_reads_the_session_cache_or_the_store_directly() -> None:
         if direct.search(line)
     ]
     assert found == []
+
+
+async def test_a_claim_loses_to_a_change_made_meanwhile(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty keyless session becomes the first keyed app's that names it, by a
+    compare-and-set on its version: if the session changes between the check and
+    the move (a message stored, a wallet bound), it stays where it is."""
+    keyless = Caller(app="default")
+    session_id = UUID(new_id())
+    await runtime.conversations.create_session(keyless, session_id)
+    store = runtime.store
+    checked = store.has_messages
+
+    async def changed_meanwhile(checked_id: UUID) -> bool:
+        empty = await checked(checked_id)
+        await runtime.conversations.update_metadata(keyless, session_id, {"n": 1})
+        return empty
+
+    monkeypatch.setattr(store, "has_messages", changed_meanwhile)
+    assert await runtime.conversations.find_session(ALPHA, session_id) is None
+    monkeypatch.undo()
+    kept = await runtime.conversations.find_session(keyless, session_id)
+    assert kept is not None
+    assert kept.app == "default"
+    assert kept.metadata == {"n": 1}
+    # Unchanged, the same claim moves it.
+    other = UUID(new_id())
+    await runtime.conversations.create_session(keyless, other)
+    claimed = await runtime.conversations.find_session(ALPHA, other)
+    assert claimed is not None
+    assert claimed.app == "alpha"
