@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -13,14 +13,13 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
-from models import ApiKey, App, Message, Session, SystemEvent, Thread, Turn
+from models import Message, Session, SystemEvent, Thread, Turn
 from runtime import database
 from runtime.errors import Conflict, NotFound
 from runtime.events.envelope import utc_now
 from runtime.records import (
     UNFINISHED_TURNS,
     JSONObject,
-    KeyInfo,
     MessageRecord,
     Page,
     SessionRecord,
@@ -32,9 +31,10 @@ from runtime.records import (
 from runtime.store import postgres_sql
 from runtime.store.protocol import MessageWindow, NewMessage, SessionQuery
 from runtime.store.rows import MESSAGES, SESSIONS, SYSTEM_EVENTS, THREADS, TURNS, as_uuid
+from runtime.store.tortoise_app_keys import TortoiseAppKeys
 
 
-class TortoiseStore:
+class TortoiseStore(TortoiseAppKeys):
     """The ORM for everything, with single-statement SQL for the hot paths on
     PostgreSQL (see `postgres_sql`)."""
 
@@ -330,77 +330,3 @@ class TortoiseStore:
             .limit(limit)
         )
         return [SYSTEM_EVENTS.from_model(row) for row in rows]
-
-    # -- apps and keys -----------------------------------------------------------
-
-    async def sync_apps(self, apps: Sequence[tuple[str, str]]) -> None:
-        # `INSERT ... ON CONFLICT (name) DO UPDATE`, on SQLite and PostgreSQL alike.
-        rows = [App(name=name, display_name=display) for name, display in sorted(apps)]
-        await App.bulk_create(rows, on_conflict=["name"], update_fields=["display_name"])
-
-    async def app_names(self) -> list[str]:
-        names = await App.all().order_by("name").values_list("name", flat=True)
-        return [str(name) for name in names]
-
-    async def create_key(
-        self, prefix: str, key_hash: str, label: str, apps: Sequence[str]
-    ) -> KeyInfo:
-        rows = await App.filter(name__in=list(apps))
-        missing = sorted(set(apps) - {row.name for row in rows})
-        if missing:
-            raise NotFound(f"unknown app(s): {', '.join(missing)}")
-        key = await ApiKey.create(prefix=prefix, key_hash=key_hash, label=label)
-        await key.apps.add(*rows)
-        return _key(key, [row.name for row in rows])
-
-    async def list_keys(self) -> list[KeyInfo]:
-        keys = await ApiKey.all().order_by("created_at").prefetch_related("apps")
-        return [_key(key, [app.name for app in key.apps]) for key in keys]
-
-    async def find_key(self, key_hash: str) -> KeyInfo | None:
-        # One query: the key joined with its apps.
-        rows = await ApiKey.filter(key_hash=key_hash).values(
-            "prefix", "label", "created_at", "last_used_at", "revoked_at", "apps__name"
-        )
-        if not rows:
-            return None
-        row = rows[0]
-        return KeyInfo(
-            prefix=row["prefix"],
-            apps=tuple(sorted(r["apps__name"] for r in rows if r["apps__name"])),
-            label=row["label"],
-            created_at=row["created_at"],
-            last_used_at=row["last_used_at"],
-            revoked_at=row["revoked_at"],
-        )
-
-    async def touch_key(self, prefix: str, used_at: datetime) -> None:
-        await ApiKey.filter(prefix=prefix).update(last_used_at=used_at)
-
-    async def revoke_key(self, prefix: str, revoked_at: datetime) -> KeyInfo | None:
-        key = await ApiKey.get_or_none(prefix=prefix)
-        if key is None:
-            return None
-        if key.revoked_at is None:
-            key.revoked_at = revoked_at
-            await key.save(update_fields=["revoked_at"])
-        await key.fetch_related("apps")
-        return _key(key, [app.name for app in key.apps])
-
-    async def unrevoked_keys(self, prefixes: Sequence[str]) -> set[str]:
-        # One query: prefixes are unique and indexed.
-        rows = await ApiKey.filter(prefix__in=list(prefixes), revoked_at__isnull=True).values_list(
-            "prefix", flat=True
-        )
-        return {str(prefix) for prefix in rows}
-
-
-def _key(key: ApiKey, apps: list[str]) -> KeyInfo:
-    return KeyInfo(
-        prefix=key.prefix,
-        apps=tuple(sorted(apps)),
-        label=key.label,
-        created_at=key.created_at,
-        last_used_at=key.last_used_at,
-        revoked_at=key.revoked_at,
-    )
