@@ -331,11 +331,7 @@ class Conversations:
     async def post_system_notice(
         self, caller: Caller, session_id: UUID, message: str
     ) -> SystemEventRecord:
-        text = validation.text_arg("message", message).strip()
-        if not text:
-            raise InvalidInput("message", "must not be empty")
-        if len(text) > SYSTEM_MESSAGE_MAX:
-            raise InvalidInput("message", f"must be at most {SYSTEM_MESSAGE_MAX} characters")
+        text = _system_text(message)
         record = await self.get_session(caller, session_id)
         event = await self._host.add_system_event(session_id, "notice", {"message": text})
         await self._publish(record, SYSTEM_NOTICE, {"message": text, "event_id": event.id})
@@ -389,11 +385,7 @@ class Conversations:
     @staticmethod
     def check_system_message(text: str, event: JSONObject | None = None) -> None:
         """`InvalidInput` unless `add_system_message` would take these."""
-        validation.text_arg("message", text)
-        if not text.strip():
-            raise InvalidInput("message", "must not be empty")
-        if len(text) > SYSTEM_MESSAGE_MAX:
-            raise InvalidInput("message", f"must be at most {SYSTEM_MESSAGE_MAX} characters")
+        _system_text(text)
         if event is not None:
             validation.json_object_arg("message", event)
 
@@ -472,3 +464,14 @@ async def _visible(
         wanted = (app is None or event.app == app) and (types is None or event.type in types)
         if wanted or event.type == RESYNC_REQUIRED:
             yield event
+
+
+def _system_text(text: str) -> str:
+    """The text of a system notice or message, stripped: `InvalidInput` if it is
+    blank or longer than `SYSTEM_MESSAGE_MAX`."""
+    clean = validation.text_arg("message", text).strip()
+    if not clean:
+        raise InvalidInput("message", "must not be empty")
+    if len(clean) > SYSTEM_MESSAGE_MAX:
+        raise InvalidInput("message", f"must be at most {SYSTEM_MESSAGE_MAX} characters")
+    return clean
