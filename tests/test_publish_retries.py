@@ -115,3 +115,75 @@ async def test_a_batch_retried_after_its_reply_was_lost_is_stored_and_delivered_
         await publisher.forget_many([session_id])
         await publisher.stop()
         await watcher.stop()
+
+
+class SubscribeDelayingProxy:
+    """A TCP proxy to Redis that holds every SUBSCRIBE back for `delay` seconds
+    (and what its connection sends after it), as a busy Redis may take another
+    connection's commands first."""
+
+    def __init__(self, upstream_port: int, delay: float) -> None:
+        self.upstream_port = upstream_port
+        self.delay = delay
+        self.held = 0
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+
+        async def requests() -> None:
+            while data := await reader.read(65536):
+                if b"SUBSCRIBE" in data.upper():
+                    self.held += 1
+                    await asyncio.sleep(self.delay)  # the held-back command itself
+                up_writer.write(data)
+                await up_writer.drain()
+
+        async def replies() -> None:
+            while data := await up_reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+
+        tasks = [asyncio.create_task(requests()), asyncio.create_task(replies())]
+        with contextlib.suppress(Exception):
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        for stream in (writer, up_writer):
+            stream.transport.abort()
+
+
+async def test_an_event_published_right_after_subscribe_returns_is_delivered(
+    redis_url: str,
+) -> None:
+    """`subscribe` returns once Redis has taken the channel's SUBSCRIBE: an event
+    published by another replica the moment it returns is delivered, even when the
+    SUBSCRIBE reaches Redis after that replica's publish would have."""
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    database = redis_url.rsplit("/", 1)[1]
+    slow = SubscribeDelayingProxy(port, delay=0.5)
+    await slow.start()
+    watcher = await started(f"redis://127.0.0.1:{slow.port}/{database}")
+    publisher = await started(redis_url)  # straight to Redis
+    session_id = uuid.uuid4()
+    try:
+        async with watcher.subscribe(session_id) as subscription:
+            assert slow.held >= 1  # the SUBSCRIBE was held back
+            await publisher.publish(session_id, "default", "tool_update", {"n": 1})
+            [event] = await take(subscription, 1)
+            assert event.data == {"n": 1}
+    finally:
+        await publisher.forget_many([session_id])
+        await publisher.stop()
+        await watcher.stop()
+        await slow.stop()

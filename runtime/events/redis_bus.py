@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 CONNECTION_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 # Events sent per round trip, and how long a caller that asked to wait will wait.
 BATCH = 256
+# How long a subscriber waits for Redis to confirm its channel's SUBSCRIBE.
+SUBSCRIBE_WAIT = 5.0
 PUBLISH_WAIT = 2.0
 
 
@@ -102,6 +104,8 @@ class RedisEventBus(EventBus):
         self._pubsub: PubSub | None = None
         self._channels: set[str] = set()
         self._channels_changed = asyncio.Event()
+        # Channels whose SUBSCRIBE Redis has not confirmed yet (see `_watch`).
+        self._unconfirmed: dict[str, asyncio.Future[None]] = {}
         self._stopping = False
         self.connected = asyncio.Event()
 
@@ -264,8 +268,18 @@ class RedisEventBus(EventBus):
         self._channels.add(channel)
         pubsub = self._pubsub
         if pubsub is not None and self.connected.is_set():
+            # Redis delivers to a channel from when it has taken the SUBSCRIBE,
+            # which another connection's commands may overtake: wait for its
+            # confirmation, so the head the subscriber starts from (read next) is
+            # read after it and no event falls between the two.
+            confirmed = self._unconfirmed.get(channel)
+            if confirmed is None or confirmed.done():
+                confirmed = asyncio.get_running_loop().create_future()
+                self._unconfirmed[channel] = confirmed
             try:
                 await pubsub.subscribe(channel)
+                self._channels_changed.set()  # an idle listener reads the confirmation
+                await asyncio.wait_for(asyncio.shield(confirmed), SUBSCRIBE_WAIT)
             except CONNECTION_ERRORS as exc:
                 logger.warning("subscribe to %s failed (%s); the listener will retry", channel, exc)
         self._channels_changed.set()
@@ -305,13 +319,25 @@ class RedisEventBus(EventBus):
             delay = min(delay * 2, 5.0)
 
     async def _connect(self) -> None:
-        pubsub = self._listener_redis.pubsub(ignore_subscribe_messages=True)
+        pubsub = self._listener_redis.pubsub()
         self._pubsub = pubsub
-        # A PING proves the connection; the subscribe below restores every channel.
+        # A PING proves the connection; the subscribe below restores every channel,
+        # confirmed before the gaps are filled (what the log lacks then, arrives).
         await self._listener_redis.ping()
         if self._channels:
             await pubsub.subscribe(*self._channels)
+            await self._until_confirmed(pubsub, set(self._channels))
         self.connected.set()
+
+    async def _until_confirmed(self, pubsub: Any, channels: set[str]) -> None:
+        """Read the connection until Redis has confirmed every channel's SUBSCRIBE,
+        delivering the events that come first."""
+        async with asyncio.timeout(SUBSCRIBE_WAIT):
+            while channels:
+                message = await pubsub.get_message(timeout=1.0)
+                if message is not None:
+                    channels.discard(_text(message.get("channel")))
+                    self._handle(message)
 
     async def _pump(self) -> None:
         pubsub = self._pubsub
@@ -328,10 +354,17 @@ class RedisEventBus(EventBus):
                 await self._listener_redis.ping()
                 continue
             message = await pubsub.get_message(timeout=1.0)
-            if message is None:
-                continue
-            if message.get("type") == "message":
-                self.deliver(from_json(message["data"]))
+            if message is not None:
+                self._handle(message)
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "message":
+            self.deliver(from_json(message["data"]))
+        elif kind == "subscribe":
+            confirmed = self._unconfirmed.pop(_text(message.get("channel")), None)
+            if confirmed is not None and not confirmed.done():
+                confirmed.set_result(None)
 
     async def _fill_gaps(self) -> None:
         for subscriptions in list(self._subscribers.values()):
@@ -343,3 +376,7 @@ class RedisEventBus(EventBus):
         if pubsub is not None:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
