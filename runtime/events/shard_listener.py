@@ -20,6 +20,7 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from typing import Any
 from uuid import UUID
 
 from redis.asyncio import Redis
@@ -34,6 +35,8 @@ from runtime.events.envelope import Event, from_json
 logger = logging.getLogger(__name__)
 
 CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
+# How long a subscriber waits for the node to confirm its channel's SSUBSCRIBE.
+SUBSCRIBE_WAIT = 5.0
 
 
 class ShardListener:
@@ -55,6 +58,10 @@ class ShardListener:
         # Channel -> session: what this node should deliver.
         self.channels: dict[str, UUID] = {}
         self._needs_fill: set[UUID] = set()
+        # Channels whose SSUBSCRIBE the node has not confirmed yet (see `add`), and
+        # what arrived while a reconnect waited for its confirmations.
+        self._unconfirmed: dict[str, asyncio.Future[None]] = {}
+        self._early: list[dict[str, Any]] = []
         self._pubsub: PubSub | None = None
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -80,8 +87,15 @@ class ShardListener:
         if fill or pubsub is None or not self.connected.is_set():
             self._needs_fill.add(session_id)
         if pubsub is not None and self.connected.is_set():
+            # Delivery starts when the node has taken the SSUBSCRIBE, which other
+            # connections' commands may overtake: wait for its confirmation, so the
+            # head the subscriber starts from (read next) is read after it.
+            confirmed = asyncio.get_running_loop().create_future()
+            self._unconfirmed[channel] = confirmed
             try:
                 await pubsub.ssubscribe(channel)
+                self._changed.set()  # an idle listener reads the confirmation
+                await asyncio.wait_for(asyncio.shield(confirmed), SUBSCRIBE_WAIT)
             except (*CONNECTION_ERRORS, ResponseError) as exc:
                 # The reconnect resubscribes everything and fills each gap.
                 logger.warning("SSUBSCRIBE %s on %s failed (%s)", channel, self.name, exc)
@@ -132,9 +146,24 @@ class ShardListener:
             for channels in by_slot.values():
                 await pubsub.ssubscribe(*channels)
             done.update(pending)
-        # Whatever was published while this connection was away is in the log.
+        await self._until_confirmed(pubsub, done)
+        # Whatever was published while this connection was away is in the log, read
+        # once every channel is confirmed (what the log lacks then, arrives).
         self._needs_fill.update(self.channels.values())
         self.connected.set()
+
+    async def _until_confirmed(self, pubsub: PubSub, channels: set[str]) -> None:
+        """Read the connection until the node has confirmed every SSUBSCRIBE; the
+        events that come first wait in `_early` for the gap fills."""
+        async with asyncio.timeout(SUBSCRIBE_WAIT):
+            while channels:
+                message = await pubsub.get_message(timeout=1.0)
+                if message is None:
+                    continue
+                if message.get("type") == "ssubscribe":
+                    channels.discard(_text(message["channel"]))
+                else:
+                    self._early.append(message)
 
     async def _pump(self) -> None:
         pubsub = self._pubsub
@@ -142,6 +171,8 @@ class ShardListener:
         while not self._stopping:
             while self._needs_fill:
                 await self._fill_one(next(iter(self._needs_fill)))
+            while self._early:
+                await self._handle(pubsub, self._early.pop(0))
             if not self.channels:
                 self._changed.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -156,22 +187,28 @@ class ShardListener:
                 logger.info("shard listener %s: %s", self.name, exc)
                 self._lost(self.name)
                 continue
-            if message is None:
-                continue
-            kind = message.get("type")
-            if kind == "smessage":
-                event = from_json(message["data"])
-                if event.session_id in self._needs_fill:
-                    await self._fill_one(event.session_id)
-                self._deliver(event)
-            elif kind == "sunsubscribe":
-                raw = message["channel"]
-                channel = raw.decode() if isinstance(raw, bytes) else str(raw)
-                session_id = self.channels.pop(channel, None)
-                pubsub.shard_channels.pop(raw, None)
-                if session_id is not None:  # not asked for: the slot moved away
-                    self._needs_fill.discard(session_id)
-                    self._moved(channel, session_id)
+            if message is not None:
+                await self._handle(pubsub, message)
+
+    async def _handle(self, pubsub: PubSub, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "ssubscribe":
+            confirmed = self._unconfirmed.pop(_text(message["channel"]), None)
+            if confirmed is not None and not confirmed.done():
+                confirmed.set_result(None)
+        elif kind == "smessage":
+            event = from_json(message["data"])
+            if event.session_id in self._needs_fill:
+                await self._fill_one(event.session_id)
+            self._deliver(event)
+        elif kind == "sunsubscribe":
+            raw = message["channel"]
+            channel = _text(raw)
+            session_id = self.channels.pop(channel, None)
+            pubsub.shard_channels.pop(raw, None)
+            if session_id is not None:  # not asked for: the slot moved away
+                self._needs_fill.discard(session_id)
+                self._moved(channel, session_id)
 
     async def _fill_one(self, session_id: UUID) -> None:
         await self._fill(session_id)
@@ -183,3 +220,7 @@ class ShardListener:
         if pubsub is not None:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
