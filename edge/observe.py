@@ -65,7 +65,13 @@ class Observe:
             if kind == "http":
                 await self._http(scope, receive, send, rid)
             else:
-                await self._websocket(scope, receive, send, rid)
+                # Inline, with a slotted send: thousands of idle WebSockets each
+                # hold this frame and that object for their whole life.
+                answer = _WebSocketSend(self, scope, send, rid)
+                try:
+                    await self.app(scope, receive, answer)
+                finally:
+                    answer.closed()
         finally:
             request_id.reset(token)
 
@@ -123,43 +129,6 @@ class Observe:
                         },
                     )
 
-    async def _websocket(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
-        header = (_HEADER_BYTES, rid.encode())
-        started = time.perf_counter()
-        accepted = False
-        metrics = self.metrics
-        path = scope["path"]
-
-        async def answer(message: Message) -> None:
-            nonlocal accepted
-            if message["type"] == "websocket.accept":
-                message["headers"] = [*(message.get("headers") or []), header]
-                accepted = True
-                if metrics is not None:
-                    self._websockets.inc()
-                if access_log.isEnabledFor(logging.INFO):
-                    access_log.info(
-                        "WS %s accepted",
-                        path,
-                        extra={"path": path, "status": 101, "client": _client(scope)},
-                    )
-            await send(message)
-
-        try:
-            await self.app(scope, receive, answer)
-        finally:
-            if accepted:
-                if metrics is not None:
-                    self._websockets.dec()
-                if access_log.isEnabledFor(logging.INFO):
-                    elapsed = time.perf_counter() - started
-                    access_log.info(
-                        "WS %s closed after %.1fs",
-                        path,
-                        elapsed,
-                        extra={"path": path, "duration_ms": round(elapsed * 1000, 3)},
-                    )
-
     def _count(self, route: str, method: str, status: int, elapsed: float) -> None:
         assert self.metrics is not None
         key = (route, method, status)
@@ -198,3 +167,47 @@ def _is_event_stream(headers: Any) -> bool:
 def _client(scope: Scope) -> str | None:
     client = scope.get("client")
     return client[0] if client else None
+
+
+class _WebSocketSend:
+    """A WebSocket's `send`: the handshake's answer gets the request id, and the
+    connection is counted and logged from its acceptance to its close."""
+
+    __slots__ = ("_accepted", "_header", "_observe", "_path", "_scope", "_send", "_started")
+
+    def __init__(self, observe: Observe, scope: Scope, send: Send, rid: str) -> None:
+        self._observe = observe
+        self._scope = scope
+        self._send = send
+        self._path: str = scope["path"]
+        self._header = (_HEADER_BYTES, rid.encode())
+        self._started = time.perf_counter()
+        self._accepted = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "websocket.accept":
+            message["headers"] = [*(message.get("headers") or []), self._header]
+            self._accepted = True
+            if self._observe.metrics is not None:
+                self._observe._websockets.inc()
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "WS %s accepted",
+                    self._path,
+                    extra={"path": self._path, "status": 101, "client": _client(self._scope)},
+                )
+        await self._send(message)
+
+    def closed(self) -> None:
+        if not self._accepted:
+            return
+        if self._observe.metrics is not None:
+            self._observe._websockets.dec()
+        if access_log.isEnabledFor(logging.INFO):
+            elapsed = time.perf_counter() - self._started
+            access_log.info(
+                "WS %s closed after %.1fs",
+                self._path,
+                elapsed,
+                extra={"path": self._path, "duration_ms": round(elapsed * 1000, 3)},
+            )
