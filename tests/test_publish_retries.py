@@ -20,13 +20,11 @@ from tests.test_redis_faults import take
 from tests.waiting import until
 
 
-class ReplyDroppingProxy:
-    """A TCP proxy to Redis that can drop the reply to the next script call."""
+class Proxy:
+    """A TCP proxy to Redis on a free loopback port; `_serve` relays a connection."""
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
-        self.armed = False
-        self.dropped = asyncio.Event()
         self._server: asyncio.Server | None = None
         self.port = 0
 
@@ -38,6 +36,18 @@ class ReplyDroppingProxy:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class ReplyDroppingProxy(Proxy):
+    """A proxy that can drop the reply to the next script call."""
+
+    def __init__(self, upstream_port: int) -> None:
+        super().__init__(upstream_port)
+        self.armed = False
+        self.dropped = asyncio.Event()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
@@ -117,26 +127,15 @@ async def test_a_batch_retried_after_its_reply_was_lost_is_stored_and_delivered_
         await watcher.stop()
 
 
-class SubscribeDelayingProxy:
-    """A TCP proxy to Redis that holds every SUBSCRIBE back for `delay` seconds
-    (and what its connection sends after it), as a busy Redis may take another
-    connection's commands first."""
+class SubscribeDelayingProxy(Proxy):
+    """A proxy that holds every SUBSCRIBE back for `delay` seconds (and what its
+    connection sends after it), as a busy Redis may take another connection's
+    commands first."""
 
     def __init__(self, upstream_port: int, delay: float) -> None:
-        self.upstream_port = upstream_port
+        super().__init__(upstream_port)
         self.delay = delay
         self.held = 0
-        self._server: asyncio.Server | None = None
-        self.port = 0
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
