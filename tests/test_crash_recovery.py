@@ -36,8 +36,11 @@ LONG_TEXT = " ".join(f"word{i}" for i in range(60))
 
 
 def questions(index: int) -> list[str]:
-    """A slow first message (killed mid-stream) and two that wait behind it."""
-    return [f"/slow 8 {index} {LONG_TEXT}", f"second of {index}", f"third of {index}"]
+    """A slow first message (killed mid-stream) and two that wait behind it. Slow
+    enough not to finish before the kill: on a machine with two CPU hogs beside the
+    suite, checkpointing all 20 sessions once took 8 s, when an 8 s answer was
+    complete. (The survivor answers it again in full, so longer costs time.)"""
+    return [f"/slow 16 {index} {LONG_TEXT}", f"second of {index}", f"third of {index}"]
 
 
 def answer_to(question: str) -> str:
