@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,19 @@ from runtime.events import Event
 from runtime.events.redis_bus import RedisEventBus
 from tests.test_redis_faults import take
 from tests.waiting import until
+
+
+async def _relay(
+    requests: Any, replies: Any, writer: asyncio.StreamWriter, up_writer: asyncio.StreamWriter
+) -> None:
+    """Run both directions until one ends, then cut both connections."""
+    tasks = [asyncio.create_task(requests), asyncio.create_task(replies)]
+    with contextlib.suppress(Exception):
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in tasks:
+        task.cancel()
+    for stream in (writer, up_writer):
+        stream.transport.abort()
 
 
 class Proxy:
@@ -70,13 +84,7 @@ class ReplyDroppingProxy(Proxy):
                 writer.write(data)
                 await writer.drain()
 
-        tasks = [asyncio.create_task(requests()), asyncio.create_task(replies())]
-        with contextlib.suppress(Exception):
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
-            task.cancel()
-        for stream in (writer, up_writer):
-            stream.transport.abort()
+        await _relay(requests(), replies(), writer, up_writer)
 
 
 @pytest.fixture
@@ -153,13 +161,7 @@ class SubscribeDelayingProxy(Proxy):
                 writer.write(data)
                 await writer.drain()
 
-        tasks = [asyncio.create_task(requests()), asyncio.create_task(replies())]
-        with contextlib.suppress(Exception):
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
-            task.cancel()
-        for stream in (writer, up_writer):
-            stream.transport.abort()
+        await _relay(requests(), replies(), writer, up_writer)
 
 
 async def test_an_event_published_right_after_subscribe_returns_is_delivered(
