@@ -56,6 +56,7 @@ _MINIMUMS: dict[str, float] = {
     "db_timeout": 0.1,
     "db_command_timeout": 0.1,
     "session_cache_size": 1,
+    "message_cache_size": 0,
     "graphql_max_depth": 1,
     "graphql_max_tokens": 1,
     "graphql_max_aliases": 0,
@@ -127,6 +128,8 @@ class Settings:
     # Prometheus metrics: "on" (/metrics on the main port), "off", or "port:NNNN".
     metrics: str = "on"
     session_cache_size: int = 10_000
+    # Recent messages kept beside cached sessions, in all (runtime/sessions.py).
+    message_cache_size: int = 50_000
     graphql_max_depth: int = 12
     graphql_max_tokens: int = 2_000
     graphql_max_aliases: int = 30
@@ -257,6 +260,7 @@ class Settings:
             log_format=env.get("CONFAB_LOG_FORMAT", cls.log_format).strip().lower(),
             metrics=env.get("CONFAB_METRICS", cls.metrics).strip().lower(),
             session_cache_size=_int(env, "CONFAB_SESSION_CACHE_SIZE", cls.session_cache_size),
+            message_cache_size=_int(env, "CONFAB_MESSAGE_CACHE_SIZE", cls.message_cache_size),
             graphql_max_depth=_int(env, "CONFAB_GRAPHQL_MAX_DEPTH", cls.graphql_max_depth),
             graphql_max_tokens=_int(env, "CONFAB_GRAPHQL_MAX_TOKENS", cls.graphql_max_tokens),
             graphql_max_aliases=_int(env, "CONFAB_GRAPHQL_MAX_ALIASES", cls.graphql_max_aliases),

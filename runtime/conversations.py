@@ -378,7 +378,7 @@ class Conversations:
             expires_at=self._expiry(session.app, utc_now()),
             queue_turn=queue_turn,
         )
-        await self._host.refresh(updated)
+        await self._host.appended(stored, updated)
         await self._publish(updated, MESSAGE_ADDED, {"message": stored.as_json()})
         return stored, updated
 
@@ -425,6 +425,8 @@ class Conversations:
         """Messages of the primary thread (its id is the session's) of a session the
         transport already holds: checked against the caller, not looked up again."""
         self.authorized(caller, session)
+        if window.from_end and window.after is None and window.before is None:
+            return await self._host.recent_messages(session, window.limit)
         return await self._store.list_messages(session.id, window)
 
     # -- internals -----------------------------------------------------------

@@ -47,7 +47,9 @@ class Runtime:
         shared = create_shared_state(
             settings.event_bus_url, settings.event_queue_limit, settings.event_replay_limit
         )
-        self.sessions = SessionHost(self.store, settings.session_cache_size, shared.coherence)
+        self.sessions = SessionHost(
+            self.store, settings.session_cache_size, shared.coherence, settings.message_cache_size
+        )
         self.events = shared.events
         self.announcer = Announcer(self.events, self.apps)
         self.limits = RateLimiter(self.apps, shared.counters, self.announcer)

@@ -37,11 +37,17 @@ DEFAULT_APPLICATION_NAME = "confab"
 
 
 async def _keep_session(connection: object) -> None:
-    """The pool's reset behind PgBouncer: none.
+    """The pool's reset: none beyond the rollback of an open transaction that
+    asyncpg always does.
 
     asyncpg's default reset (`SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
-    RESET ALL`) would run on whichever server connection PgBouncer lends, undoing
-    another client's session state; an open transaction is still rolled back.
+    RESET ALL`) is a second round trip for every query the pool serves. It undoes
+    session state, and the pool's connections never take any: no session-level
+    advisory lock (the migration lock is transaction-scoped, on a connection of its
+    own: runtime/migration_lock.py), no `LISTEN`, no `SET` (startup parameters are
+    the connection's own and stay), no cursor outside a transaction. Behind
+    PgBouncer it would also run on whichever server connection is lent, undoing
+    another client's state.
     """
 
 
@@ -173,8 +179,7 @@ def parse_postgres_url(
     idle = reader.number("max_inactive_connection_lifetime", None, zero=True)
     if idle is not None:
         pool["max_inactive_connection_lifetime"] = idle
-    if bouncer:
-        pool["reset"] = _keep_session
+    pool["reset"] = _keep_session
     reader.done()
     return PostgresTarget(
         hosts=hosts,

@@ -15,7 +15,7 @@ from runtime import access
 from runtime.apps import Caller
 from runtime.records import MessageRecord, SessionRecord, SystemEventRecord
 from runtime.sessions import SessionHost
-from runtime.store import MessageWindow, SessionStore
+from runtime.store import SessionStore
 from runtime.turns.streams import StreamingMessage, Streams
 
 
@@ -41,9 +41,7 @@ class Snapshots:
     ) -> Snapshot:
         """The snapshot of a session the transport holds, checked against the caller."""
         access.authorized(caller, session)
-        messages = await self._store.list_messages(
-            session.id, MessageWindow(limit=self._history_limit, from_end=True)
-        )
+        messages = await self._host.recent_messages(session, self._history_limit)
         events: list[SystemEventRecord] = []
         if session.last_event_id > session.events_read_upto:
             events = await self._store.list_system_events(session.id, session.events_read_upto)

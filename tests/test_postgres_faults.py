@@ -68,3 +68,30 @@ async def test_database_down_fails_fast_and_recovers(
         await asyncio.sleep(0.2)  # a pooled connection that died may fail once
     assert chat.status_code == 200
     assert [m["content"] for m in chat.json()["messages"]][-1:] == ["back?"]
+
+
+async def test_a_cached_session_is_read_without_the_database(
+    owned_postgres: OwnedPostgres, http: httpx.AsyncClient
+) -> None:
+    """Its record and its recent messages are in memory: with PostgreSQL stopped the
+    snapshot and the message window still answer, exactly as before."""
+    gql = GraphQLClient(http)
+    session_id = new_id()
+    headers = {"X-Session-Id": session_id}
+    await gql.data("mutation($id: ID!) { createSession(id: $id) { id } }", id=session_id)
+    for n in range(3):
+        await http.post("/api/system", headers=headers, params={"message": f"note {n}"})
+    recent = (
+        "query($id: ID!) { session(id: $id) { title messages(last: 20) { nodes { content } } } }"
+    )
+    await http.get("/api/state", headers=headers)  # takes the unread notices
+    state = (await http.get("/api/state", headers=headers)).json()
+    window = await gql.data(recent, id=session_id)
+    assert [m["content"] for m in state["messages"]] == ["note 0", "note 1", "note 2"]
+
+    owned_postgres.stop()
+    async with asyncio.timeout(60):
+        again = await http.get("/api/state", headers=headers)
+        assert again.status_code == 200, again.text
+        assert again.json() == state
+        assert await gql.data(recent, id=session_id) == window

@@ -116,3 +116,32 @@ async def test_sse_subscribers_on_one_replica_see_events_caused_on_another(
                     event = json.loads(line[6:])
                     break
     assert event == {"type": "title_changed", "session_id": session_id, "new_title": "From A"}
+
+
+async def test_a_message_written_on_one_replica_is_in_the_others_next_snapshot(
+    replicas: tuple[ServerProcess, ServerProcess],
+) -> None:
+    """A keeps the session's recent messages beside its cached copy; a message that
+    B stores moves the session's version, so A's very next read is not served from
+    the old window."""
+    import httpx
+
+    a, b = replicas
+    session_id = new_id()
+    headers = {"X-Session-Id": session_id}
+    recent = "query($id: ID!) { session(id: $id) { messages(last: 20) { nodes { content } } } }"
+    async with httpx.AsyncClient(timeout=10) as http:
+        await http.post(f"{a.url}/api/sessions", headers=headers)
+        for n in range(6):
+            writer, reader = (b, a) if n % 2 == 0 else (a, b)
+            await http.get(f"{reader.url}/api/state", headers=headers)  # cached, with its tail
+            await post(reader, recent, id=session_id)
+            sent = await http.post(
+                f"{writer.url}/api/system", headers=headers, params={"message": f"note {n}"}
+            )
+            assert sent.status_code == 200, sent.text
+            expected = [f"note {k}" for k in range(n + 1)]
+            state = (await http.get(f"{reader.url}/api/state", headers=headers)).json()
+            assert [m["content"] for m in state["messages"]] == expected, f"stale on round {n}"
+            read = await post(reader, recent, id=session_id)
+            assert [m["content"] for m in read["session"]["messages"]["nodes"]] == expected

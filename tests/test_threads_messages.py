@@ -25,17 +25,20 @@ query($t: ID!, $first: Int, $after: String, $last: Int, $before: String) {
 
 
 async def add_messages(app: Starlette, session_id: str, thread_id: str, count: int) -> None:
-    """Seed history directly (sending messages through the API is the turns issue's)."""
-    store = app.state.runtime.store
+    """Seed history through the runtime's one write path (sending messages through
+    the API is the turns issue's); it keeps the session cache in step."""
+    runtime = app.state.runtime
+    session = await runtime.sessions.get(uuid.UUID(session_id))
     for n in range(count):
-        await store.append_message(
+        _, session = await runtime.conversations.append(
+            session,
             NewMessage(
                 session_id=uuid.UUID(session_id),
                 thread_id=uuid.UUID(thread_id),
                 role=Role.USER if n % 2 == 0 else Role.ASSISTANT,
                 content=f"m{n}",
                 tool_calls=[{"name": "current_time", "arguments": {}}] if n == 1 else None,
-            )
+            ),
         )
 
 

@@ -6,6 +6,7 @@ import importlib
 
 from runtime.store.protocol import (
     AppKeyStore,
+    MessageTail,
     MessageWindow,
     NewMessage,
     SessionQuery,
@@ -28,6 +29,7 @@ def create_store(import_path: str | None = None) -> SessionStore:
 
 __all__ = [
     "AppKeyStore",
+    "MessageTail",
     "MessageWindow",
     "NewMessage",
     "SessionQuery",

@@ -17,7 +17,7 @@ from uuid import UUID
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from runtime.records import MessageRecord, Page, SessionRecord, SystemEventRecord
-from runtime.store.protocol import MessageWindow, NewMessage
+from runtime.store.protocol import MessageTail, MessageWindow, NewMessage
 from runtime.store.rows import MESSAGES, SESSIONS, SYSTEM_EVENTS, as_json_text
 
 SESSION_COLUMNS = SESSIONS.sql
@@ -151,6 +151,29 @@ async def list_messages(
     if window.from_end:
         return Page(items=found[::-1], has_next=window.before is not None, has_previous=more)
     return Page(items=found, has_next=more, has_previous=window.after is not None)
+
+
+# One statement, so one snapshot: the version and the messages are of the same moment.
+_TAIL = f"""
+SELECT s.version AS session_version, m.* FROM sessions s LEFT JOIN LATERAL (
+    SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = s.id ORDER BY seq DESC LIMIT $2
+) m ON true WHERE s.id = $1
+"""
+
+
+async def message_tail(
+    client: BaseDBAsyncClient, session_id: UUID, limit: int
+) -> MessageTail | None:
+    rows = await client.execute_query_dict(_TAIL, [session_id, limit + 1])
+    if not rows:
+        return None
+    found = [MESSAGES.record(row) for row in rows[:limit] if row["id"] is not None]
+    return MessageTail(
+        version=rows[0]["session_version"],
+        messages=tuple(reversed(found)),
+        complete=len(rows) <= limit,
+        capacity=limit,
+    )
 
 
 async def list_system_events(

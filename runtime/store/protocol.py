@@ -50,6 +50,40 @@ class MessageWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageTail:
+    """The newest messages of a session's primary thread as they were at one session
+    version. Every message append bumps its session's version in the same write, so
+    while the session is at `version` the tail is exact: the session host keeps it
+    beside the cached session and serves recent-message windows from memory."""
+
+    version: int
+    messages: tuple[MessageRecord, ...]  # oldest first
+    complete: bool  # no older message exists
+    capacity: int  # how many it holds at most (the newest ones)
+
+    def covers(self, limit: int) -> bool:
+        return self.complete or len(self.messages) >= limit
+
+    def page(self, limit: int) -> Page[MessageRecord]:
+        """The last `limit` messages, as `MessageWindow(limit, from_end=True)` pages."""
+        items = list(self.messages[-limit:])
+        return Page(
+            items=items,
+            has_next=False,
+            has_previous=len(self.messages) > limit or not self.complete,
+        )
+
+    def after(self, version: int, appended: MessageRecord | None) -> MessageTail:
+        """The tail at `version`, one write later: with `appended` if that write added
+        a message to the primary thread."""
+        if appended is None:
+            return MessageTail(version, self.messages, self.complete, self.capacity)
+        messages = (*self.messages, appended)
+        complete = self.complete and len(messages) <= self.capacity
+        return MessageTail(version, messages[-self.capacity :], complete, self.capacity)
+
+
+@dataclass(frozen=True, slots=True)
 class NewMessage:
     session_id: UUID
     thread_id: UUID
@@ -185,6 +219,12 @@ class SessionStore(AppKeyStore, Protocol):
     async def list_messages(
         self, thread_id: UUID, window: MessageWindow
     ) -> Page[MessageRecord]: ...
+
+    async def message_tail(self, session_id: UUID, limit: int) -> MessageTail | None:
+        """The newest `limit` messages of the session's primary thread and the session's
+        version, read at one moment (one statement or one transaction: no write may
+        fall between them); None if the session is gone."""
+        ...
 
     async def add_system_event(
         self, session_id: UUID, kind: str, payload: JSONObject

@@ -29,7 +29,7 @@ from runtime.records import (
     TurnStatus,
 )
 from runtime.store import postgres_sql
-from runtime.store.protocol import MessageWindow, NewMessage, SessionQuery
+from runtime.store.protocol import MessageTail, MessageWindow, NewMessage, SessionQuery
 from runtime.store.rows import MESSAGES, SESSIONS, SYSTEM_EVENTS, THREADS, TURNS, as_uuid
 from runtime.store.tortoise_app_keys import TortoiseAppKeys
 
@@ -299,6 +299,28 @@ class TortoiseStore(TortoiseAppKeys):
             items=[MESSAGES.from_model(row) for row in found[: window.limit]],
             has_next=len(found) > window.limit,
             has_previous=window.after is not None,
+        )
+
+    async def message_tail(self, session_id: UUID, limit: int) -> MessageTail | None:
+        client = self._fast()
+        if client is not None:
+            return await postgres_sql.message_tail(client, session_id, limit)
+        # SQLite: one transaction on its one connection, so no write falls between.
+        async with in_transaction() as conn:
+            session = await Session.filter(id=session_id).using_db(conn).only("version").first()
+            if session is None:
+                return None
+            rows = list(
+                await Message.filter(thread_id=session_id)
+                .using_db(conn)
+                .order_by("-seq")
+                .limit(limit + 1)
+            )
+        return MessageTail(
+            version=session.version,
+            messages=tuple(MESSAGES.from_model(row) for row in reversed(rows[:limit])),
+            complete=len(rows) <= limit,
+            capacity=limit,
         )
 
     async def add_system_event(
