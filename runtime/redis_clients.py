@@ -89,12 +89,22 @@ def parse_cluster_url(url: str) -> ClusterAddress:
     return ClusterAddress(seeds, options)
 
 
+# Connections per client (per node of a cluster). A command that finds them all
+# busy waits up to POOL_WAIT seconds for one to come back instead of failing:
+# redis-py's own pools raise "Too many connections" at once, which under a burst
+# (hundreds of subscribers reading the replay log together) lost reads and
+# coherence writes.
+POOL_SIZE = 64
+POOL_WAIT = 5.0
+
+
 def redis_client(url: str, **options: Any) -> AnyRedis:
-    """A client for the Redis the URL names: `Redis`, or `RedisCluster` for a cluster.
+    """A client for the Redis the URL names: `Redis`, or `RedisCluster` for a cluster,
+    each with a bounded pool that makes a command wait for a free connection.
 
     `options` are connection options (timeouts, retry) for every connection.
     """
-    from redis.asyncio import Redis, RedisCluster
+    from redis.asyncio import BlockingConnectionPool, Redis
     from redis.asyncio.cluster import ClusterNode
 
     kind = redis_kind(url)
@@ -102,21 +112,58 @@ def redis_client(url: str, **options: Any) -> AnyRedis:
         address = parse_cluster_url(url)
         merged = {**options, **address.options}
         nodes = [ClusterNode(host, port) for host, port in address.seeds]
-        return RedisCluster(
+        return _waiting_cluster()(
             startup_nodes=nodes,
             # A dead master's slots stop; the others keep serving.
             require_full_coverage=False,
+            max_connections=POOL_SIZE,
             **merged,
         )
     if kind == "redis":
-        return Redis.from_url(url, **options)
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=POOL_SIZE, timeout=POOL_WAIT, **options
+        )
+        return Redis.from_pool(pool)
     raise ValueError(f"{url!r} names no Redis")
 
 
 def node_client(url: str, host: str, port: int, **options: Any) -> Redis:
     """A plain client for one node of the cluster the URL names (the bus's own
     per-node connections: pipelines and shard listeners it routes itself)."""
-    from redis.asyncio import Redis
+    from redis.asyncio import BlockingConnectionPool, Redis, SSLConnection
 
-    address = parse_cluster_url(url)
-    return Redis(host=host, port=port, **{**options, **address.options})
+    merged = {**options, **parse_cluster_url(url).options}
+    if merged.pop("ssl", False):
+        merged["connection_class"] = SSLConnection
+    pool = BlockingConnectionPool(
+        host=host, port=port, max_connections=POOL_SIZE, timeout=POOL_WAIT, **merged
+    )
+    return Redis.from_pool(pool)
+
+
+def _waiting_cluster() -> type[RedisCluster]:
+    """RedisCluster whose commands wait for one of POOL_SIZE slots: its node pools
+    have no waiting mode (a busy node raises `MaxConnectionsError`), so at most
+    POOL_SIZE commands of the client are in flight, on any nodes."""
+    import asyncio
+
+    from redis.asyncio import RedisCluster
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    class WaitingRedisCluster(RedisCluster):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._slots = asyncio.Semaphore(POOL_SIZE)
+
+        async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+            try:
+                async with asyncio.timeout(POOL_WAIT):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise RedisConnectionError("no Redis connection free") from None
+            try:
+                return await super().execute_command(*args, **kwargs)
+            finally:
+                self._slots.release()
+
+    return WaitingRedisCluster

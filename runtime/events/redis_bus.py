@@ -36,6 +36,7 @@ from runtime.events.bus import EventBus, LogRead, log_read
 from runtime.events.envelope import Event, body_json, first_cursor, from_json, utc_now
 from runtime.events.publish_script import SINGLE, PublishSerials
 from runtime.events.session_keys import SessionKeys, session_keys
+from runtime.redis_clients import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -87,11 +88,11 @@ class RedisEventBus(EventBus):
         self.url = url
         # Fail fast: a publish must not stall a mutation while Redis is away.
         no_retry = Retry(NoBackoff(), 0)
-        self._redis = Redis.from_url(
-            url, socket_timeout=2, socket_connect_timeout=1, retry=no_retry
+        self._redis = _single(
+            redis_client(url, socket_timeout=2, socket_connect_timeout=1, retry=no_retry)
         )
-        self._listener_redis = Redis.from_url(
-            url, socket_timeout=None, socket_connect_timeout=1, retry=no_retry
+        self._listener_redis = _single(
+            redis_client(url, socket_timeout=None, socket_connect_timeout=1, retry=no_retry)
         )
         self._script = self._redis.register_script(SINGLE)
         self._serials = PublishSerials()
@@ -376,6 +377,11 @@ class RedisEventBus(EventBus):
         if pubsub is not None:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+def _single(client: object) -> Redis:
+    assert isinstance(client, Redis), "redis_bus serves single-server URLs"
+    return client
 
 
 def _text(value: object) -> str:
