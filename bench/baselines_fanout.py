@@ -1,11 +1,12 @@
 """Fan-out endpoints for the benchmark suite (mounted only with `CONFAB_BENCH_BASELINES`).
 
 - `POST /bench/publish?session=&count=&interval_ms=` publishes `tool_update` events
-  to a session through the runtime's announcer, exactly as a running tool does; the
-  events reach subscribers through the real bus (Redis pub/sub in production).
+  to a session through the runtime's announcer, exactly as a running tool does, on a
+  fixed schedule (`interval_ms` apart from the start); the events reach subscribers
+  through the real bus (Redis pub/sub in production).
 - `WS /bench/raw/ws` and `POST /bench/raw/broadcast?count=&interval_ms=` are the raw
-  baseline: plain Starlette WebSockets held in a set, and a loop sending each of them
-  the bytes a `toolUpdate` subscriber with operation id "1" would receive.
+  baseline: plain Starlette WebSockets held in a set, and a loop sending all of them
+  at once the bytes a `toolUpdate` subscriber with operation id "1" would receive.
 """
 
 from __future__ import annotations
@@ -43,17 +44,27 @@ def _pacing(request: Request) -> tuple[int, float]:
     return count, interval
 
 
+async def _on_pace(started: float, step: int, interval: float) -> None:
+    """Wait for the step's slot on a fixed schedule (not `interval` after the last
+    publish, which would let a slow publish stretch the whole run)."""
+    if interval:
+        delay = started + step * interval - asyncio.get_running_loop().time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
 async def publish(request: Request) -> Response:
     runtime = runtime_of(request)
     session = await runtime.sessions.get(uuid_arg("session", request.query_params["session"]))
     if session is None:
         return JSONResponse({"error": "not found"}, status_code=404)
     count, interval = _pacing(request)
+    started = asyncio.get_running_loop().time()
     for step in range(1, count + 1):
+        await _on_pace(started, step - 1, interval)
         await runtime.announcer.publish(session, TOOL_UPDATE, tool_progress(step, count))
-        if interval:
-            await asyncio.sleep(interval)
-    return JSONResponse({"published": count})
+    took = asyncio.get_running_loop().time() - started
+    return JSONResponse({"published": count, "seconds": round(took, 3)})
 
 
 async def raw_ws(websocket: WebSocket) -> None:
@@ -70,7 +81,9 @@ async def raw_ws(websocket: WebSocket) -> None:
 
 async def raw_broadcast(request: Request) -> Response:
     count, interval = _pacing(request)
+    started = asyncio.get_running_loop().time()
     for step in range(1, count + 1):
+        await _on_pace(started, step - 1, interval)
         event = {
             **tool_progress(step, count),
             "cursor": str(step),
@@ -92,11 +105,13 @@ async def raw_broadcast(request: Request) -> Response:
                 },
             }
         )
-        for websocket in list(_raw_subscribers):
-            await websocket.send_text(text)
-        if interval:
-            await asyncio.sleep(interval)
-    return JSONResponse({"published": count, "subscribers": len(_raw_subscribers)})
+        # Every socket written at once, as a broadcast server would (awaiting each
+        # send in turn would make the baseline slower than what it measures).
+        await asyncio.gather(*(ws.send_text(text) for ws in list(_raw_subscribers)))
+    took = asyncio.get_running_loop().time() - started
+    return JSONResponse(
+        {"published": count, "subscribers": len(_raw_subscribers), "seconds": round(took, 3)}
+    )
 
 
 routes = [

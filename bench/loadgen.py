@@ -48,6 +48,7 @@ class HttpConnection:
         self._writer.write(payload)
         status_line = await self._reader.readline()
         length = 0
+        chunked = False
         while True:
             line = await self._reader.readline()
             if line in (b"\r\n", b""):
@@ -55,7 +56,20 @@ class HttpConnection:
             name, _, value = line.decode("latin-1").partition(":")
             if name.lower() == "content-length":
                 length = int(value)
+            elif name.lower() == "transfer-encoding" and "chunked" in value.lower():
+                chunked = True  # some Node servers (the bench's peers) answer so
+        if chunked:
+            return int(status_line.split()[1]), await self._chunks()
         return int(status_line.split()[1]), await self._reader.readexactly(length)
+
+    async def _chunks(self) -> bytes:
+        body = b""
+        while True:
+            size = int((await self._reader.readline()).split(b";")[0], 16)
+            chunk = await self._reader.readexactly(size + 2)  # and its CRLF
+            if size == 0:
+                return body
+            body += chunk[:-2]
 
     def close(self) -> None:
         self._writer.close()

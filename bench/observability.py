@@ -32,17 +32,15 @@ VARIANTS = {
 
 
 async def _one(args: argparse.Namespace, first: Any, second: Any) -> dict[str, Any]:
-    sizes = {"history": args.history, "wallet_sessions": args.wallet_sessions}
-    read = await reads.measure(first.url, args.seconds, args.connections, sizes)
+    read = await reads.snapshot_over_raw(first, args.seconds, args.connections, args.rounds)
     fan = await fanout.measure(
         first.url, second.url, first.key, args.subscribers, args.events, args.interval_ms
     )
-    raw, snapshot = read["raw_snapshot"], read["snapshot"]
     fan_raw, fan_confab = fan["fanout"]["raw"], fan["fanout"]["confab"]
     return {
-        "snapshot_ratio": snapshot["requests_per_s"] / raw["requests_per_s"],
-        "snapshot_requests_per_s": snapshot["requests_per_s"],
-        "raw_snapshot_requests_per_s": raw["requests_per_s"],
+        "snapshot_ratio": read["ratio"],
+        "snapshot_requests_per_s": read["graphql_requests_per_s"],
+        "raw_snapshot_requests_per_s": read["raw_requests_per_s"],
         "fanout_ratio": fan_confab["burst_messages_per_s"] / fan_raw["burst_messages_per_s"],
         "fanout_messages_per_s": fan_confab["burst_messages_per_s"],
         "fanout_p99_ms": fan_confab["paced_latency"]["p99_ms"],

@@ -5,11 +5,14 @@ first mounts the raw baseline endpoints) and this load generator process; the
 memory scenario first gets a fresh server process of its own. Each
 scenario's workload is described in its module:
 
-- `bench.reads`: snapshot over GraphQL and REST vs a raw JSON endpoint, a long
-  history, a wallet's session list (keep-alive HTTP load, `--connections`).
+- `bench.reads`: snapshot over GraphQL and REST on PostgreSQL and on the embedded
+  SQLite default, against a raw endpoint, stock Strawberry, graphql-yoga and Apollo
+  Server serving it from memory (bench/peer_servers.py), in interleaved slices
+  (bench/slices.py); a long history, a wallet's session list.
 - `bench.fanout`: 1,000 subscribers x 100 `tool_update` events vs a raw Starlette
   WebSocket broadcast, and the same with the publisher on the second replica.
-- `bench.ack`: chat acknowledgement, GraphQL and REST, 50 concurrent users.
+- `bench.ack`: chat acknowledgement, GraphQL and REST, 50 concurrent users, on
+  PostgreSQL and on SQLite (a third server, embedded default, in-process bus).
 - `bench.memory`: resident memory per idle subscriber (10,000 subscribers).
 - `bench.interrupt`: a turn streaming on one replica stopped from the other.
 - `bench.cluster`: fan-out and cross-replica again on a Redis Cluster the suite
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import tempfile
 import time
 from typing import Any
 
@@ -36,24 +40,33 @@ def verdict(ok: bool) -> str:
 
 
 def report_reads(result: dict[str, Any]) -> None:
-    raw = result["raw_snapshot"]
-    print(f"{'scenario':<16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}  result")
+    work = result["workload"]
     print(
-        f"{'raw snapshot':<16} {raw['requests_per_s']:>9} {raw['p50_ms']:>8} {raw['p99_ms']:>8}"
-        "  (baseline)"
+        f"\nsnapshot reads: {work['connections']} connections, {work['rounds']} rounds of "
+        f"{work['slice_seconds']} s slices, interleaved (median; spread = lowest-highest round)"
     )
-    for name, key in (("graphql snapshot", "snapshot"), ("rest state", "rest_state")):
-        row = result[key]
+    print(
+        f"{'side':<18} {'req/s':>8} {'spread':>13} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'cpu ms/req':>10} {'x raw':>5}"
+    )
+    for name, row in result["sides"].items():
+        rounds = row["per_round"]
         print(
-            f"{name:<16} {row['requests_per_s']:>9} {row['p50_ms']:>8} {row['p99_ms']:>8}"
-            f"  ratio {row['ratio']} (target >= {row['target_ratio']}): "
-            + verdict(row["ratio"] >= row["target_ratio"])
+            f"{name:<18} {row['requests_per_s']:>8} {min(rounds):>6}-{max(rounds):<6} "
+            f"{row['p50_ms']:>7} {row['p99_ms']:>7} {row['cpu_ms_per_request']:>10} "
+            f"{row['over_raw']['ratio']:>5}"
+        )
+    print(f"  (best Node peer: {result['best_node_peer']})")
+    for name, row in result["ratios"].items():
+        print(
+            f"  {name:<30} {row['ratio']} (spread {row['low']}-{row['high']}; "
+            f"target >= {row['target']}): " + verdict(row["ratio"] >= row["target"])
         )
     for name, key in (("long history", "long_history"), ("wallet list", "wallet_list")):
         row = result[key]
         print(
-            f"{name:<16} {row['requests_per_s']:>9} {row['p50_ms']:>8} {row['p99_ms']:>8}"
-            f"  p99 target <= {row['target_p99_ms']} ms: "
+            f"{name:<18} {row['requests_per_s']:>8} req/s, p50 {row['p50_ms']} ms, "
+            f"p99 {row['p99_ms']} ms (target <= {row['target_p99_ms']} ms): "
             + verdict(row["p99_ms"] <= row["target_p99_ms"])
         )
 
@@ -76,7 +89,14 @@ def report_fanout(result: dict[str, Any]) -> None:
     print(
         f"  ratio {fan['ratio']} (target >= {fan['target_ratio']}): "
         f"{verdict(fan['ratio'] >= fan['target_ratio'])}; "
-        f"p99 {p99} ms (target <= {fan['target_p99_ms']}): {verdict(p99 <= fan['target_p99_ms'])}"
+        f"p99 {p99} ms (target <= {fan['target_p99_ms']}): {verdict(p99 <= fan['target_p99_ms'])}; "
+        f"p99 over raw {fan['p99_over_raw']} (target <= {fan['target_p99_over_raw']}): "
+        + verdict(fan["p99_over_raw"] <= fan["target_p99_over_raw"])
+    )
+    sustained = fan["sustained"]
+    tried = ", ".join(f"{r['events_per_s']}/s p99 {r['p99_ms']} ms" for r in sustained["rates"])
+    print(
+        f"  sustained rate from the other replica: {sustained['events_per_s']} events/s ({tried})"
     )
     print(
         f"cross-replica: p50 {cross['cross_replica']['p50_ms']} ms vs in-process "
@@ -91,11 +111,21 @@ def report_ack(results: dict[str, Any], params: dict[str, Any]) -> None:
         f"\nchat acknowledgement: {params['ack_sessions']} concurrent users, "
         f"{params['ack_messages']} messages each, ~{params['ack_think']} s think time"
     )
-    for result in results.values():
-        ack.report(result)
+    for dialect in ("graphql", "rest"):
+        for storage in ("postgres", "sqlite"):
+            result = results[storage][dialect]
+            print(f"  on {storage}:")
+            ack.report(result)
+            print(
+                f"    p99 target <= {ack.TARGET_P99_MS} ms: "
+                + verdict(result["p99_ms"] <= ack.TARGET_P99_MS)
+            )
+        speed = round(
+            results["postgres"][dialect]["p50_ms"] / results["sqlite"][dialect]["p50_ms"], 2
+        )
         print(
-            f"    p99 target <= {ack.TARGET_P99_MS} ms: "
-            + verdict(result["p99_ms"] <= ack.TARGET_P99_MS)
+            f"  sqlite speed over postgres ({dialect}, p50): {speed} (target >= 0.9): "
+            + verdict(speed >= 0.9)
         )
 
 
@@ -112,12 +142,14 @@ SCENARIOS = ("memory", "reads", "fanout", "ack", "interrupt", "cluster")
 
 
 async def measure(
-    args: argparse.Namespace, wanted: set[str], first: Any, second: Any
+    args: argparse.Namespace, wanted: set[str], first: Any, second: Any, embedded: Any
 ) -> dict[str, Any]:
     result: dict[str, Any] = {}
     if "reads" in wanted:
         sizes = {"history": args.history, "wallet_sessions": args.wallet_sessions}
-        result["reads"] = await reads.measure(first.url, args.seconds, args.connections, sizes)
+        result["reads"] = await reads.measure(
+            first, embedded, args.seconds, args.connections, args.rounds, sizes
+        )
     if wanted & {"fanout", "cluster"}:  # the cluster is compared with this run's figures
         result.update(
             await fanout.measure(
@@ -126,10 +158,18 @@ async def measure(
         )
     if "ack" in wanted:
         result["ack"] = {
-            dialect: await ack.measure(
-                first.url, first.key, dialect, args.ack_sessions, args.ack_messages, args.ack_think
-            )
-            for dialect in ("graphql", "rest")
+            storage: {
+                dialect: await ack.measure(
+                    target.url,
+                    target.key,
+                    dialect,
+                    args.ack_sessions,
+                    args.ack_messages,
+                    args.ack_think,
+                )
+                for dialect in ("graphql", "rest")
+            }
+            for storage, target in (("postgres", first), ("sqlite", embedded))
         }
     if "interrupt" in wanted:
         result["interrupt"] = await interrupt.measure(
@@ -140,7 +180,8 @@ async def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--seconds", type=float, default=3, help="one slice of a read side")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of reads")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--history", type=int, default=10_000)
     parser.add_argument("--wallet-sessions", type=int, default=1_000)
@@ -167,8 +208,16 @@ def main() -> None:
         with server({"CONFAB_BENCH_BASELINES": "true", "CONFAB_MAX_CONNECTIONS": room}) as alone:
             result["memory"] = asyncio.run(memory.measure(alone, args.idle_subscribers))
     if wanted - {"memory", "observability"}:
-        with servers({"CONFAB_BENCH_BASELINES": "true"}, 2) as (first, second):
-            result.update(asyncio.run(measure(args, wanted, first, second)))
+        sqlite = {
+            "CONFAB_BENCH_BASELINES": "true",
+            "DATABASE_URL": f"sqlite://{tempfile.mkdtemp()}/bench.sqlite3",
+            "CONFAB_EVENT_BUS": "memory://",
+        }
+        with (
+            servers({"CONFAB_BENCH_BASELINES": "true"}, 2) as (first, second),
+            server(sqlite) as embedded,
+        ):
+            result.update(asyncio.run(measure(args, wanted, first, second, embedded)))
     if "observability" in wanted:
         result["observability"] = observability.measure(args)
     if "cluster" in wanted:
@@ -176,7 +225,7 @@ def main() -> None:
         result["cluster"] = {**on_cluster, "compared": cluster.compare(on_cluster, result)}
     print(
         f"suite: PostgreSQL + Redis, one uvicorn worker per replica; "
-        f"reads: {args.connections} connections x {args.seconds} s per scenario"
+        f"reads: {args.connections} connections, {args.rounds} x {args.seconds} s slices per side"
     )
     if "memory" in result:
         report_memory(result["memory"])
