@@ -17,12 +17,13 @@ shared persisted-query store alike:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:  # redis is imported only where a Redis is used
-    from redis.asyncio import Redis, RedisCluster
+    from redis.asyncio import ConnectionPool, Redis, RedisCluster
 
     AnyRedis: TypeAlias = Redis | RedisCluster
 
@@ -104,7 +105,7 @@ def redis_client(url: str, **options: Any) -> AnyRedis:
 
     `options` are connection options (timeouts, retry) for every connection.
     """
-    from redis.asyncio import BlockingConnectionPool, Redis
+    from redis.asyncio import Redis
     from redis.asyncio.cluster import ClusterNode
 
     kind = redis_kind(url)
@@ -120,27 +121,73 @@ def redis_client(url: str, **options: Any) -> AnyRedis:
             **merged,
         )
     if kind == "redis":
-        pool = BlockingConnectionPool.from_url(
-            url, max_connections=POOL_SIZE, timeout=POOL_WAIT, **options
-        )
-        return Redis.from_pool(pool)
+        return Redis.from_pool(_waiting_pool().from_url(url, max_connections=POOL_SIZE, **options))
     raise ValueError(f"{url!r} names no Redis")
 
 
 def node_client(url: str, host: str, port: int, **options: Any) -> Redis:
     """A plain client for one node of the cluster the URL names (the bus's own
     per-node connections: pipelines and shard listeners it routes itself)."""
-    from redis.asyncio import BlockingConnectionPool, Redis, SSLConnection
+    from redis.asyncio import Redis, SSLConnection
 
     merged = {**options, **parse_cluster_url(url).options}
     if merged.pop("ssl", False):
         merged["connection_class"] = SSLConnection
-    pool = BlockingConnectionPool(
-        host=host, port=port, max_connections=POOL_SIZE, timeout=POOL_WAIT, **merged
+    return Redis.from_pool(
+        _waiting_pool()(host=host, port=port, max_connections=POOL_SIZE, **merged)
     )
-    return Redis.from_pool(pool)
 
 
+@functools.cache
+def _waiting_pool() -> type[ConnectionPool]:
+    """A ConnectionPool that, with every connection in use, waits up to POOL_WAIT
+    seconds for one to come back. redis-py's BlockingConnectionPool does too, but
+    takes a condition and a timeout on every command (about a tenth of a cached
+    read's time); this one only when the pool is exhausted."""
+    import asyncio
+    from collections import deque
+
+    from redis.asyncio import ConnectionPool
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import MaxConnectionsError
+
+    class WaitingConnectionPool(ConnectionPool):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._waiters: deque[asyncio.Future[None]] = deque()
+
+        async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+            deadline: float | None = None
+            while True:
+                if self.can_get_connection():
+                    try:
+                        return await super().get_connection()  # type: ignore[no-untyped-call]
+                    except MaxConnectionsError:
+                        pass  # another command took the last one first
+                loop = asyncio.get_running_loop()
+                deadline = deadline or loop.time() + POOL_WAIT
+                waiter: asyncio.Future[None] = loop.create_future()
+                self._waiters.append(waiter)
+                try:
+                    await asyncio.wait_for(waiter, max(0.0, deadline - loop.time()))
+                except TimeoutError:
+                    raise RedisConnectionError("no Redis connection free") from None
+                finally:
+                    if waiter in self._waiters:
+                        self._waiters.remove(waiter)
+
+        async def release(self, connection: Any) -> None:
+            await super().release(connection)
+            while self._waiters:
+                waiter = self._waiters.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+                    break
+
+    return WaitingConnectionPool
+
+
+@functools.cache
 def _waiting_cluster() -> type[RedisCluster]:
     """RedisCluster whose commands wait for one of POOL_SIZE slots: its node pools
     have no waiting mode (a busy node raises `MaxConnectionsError`), so at most
