@@ -429,6 +429,29 @@ class Conversations:
             return await self._host.recent_messages(session, window.limit)
         return await self._store.list_messages(session.id, window)
 
+    # -- versions, for results kept until a session changes (schema/session_reads.py)
+
+    def cached_version(self, session_id: UUID) -> int | None:
+        """The version of this process's cached copy, without a coherence check."""
+        return self._host.cached_version(session_id)
+
+    def cached_exactly(self, session_id: UUID, version: int, window: int) -> bool:
+        """Whether the cached copy is at `version` with its last `window` messages."""
+        return self._host.cached_version(session_id) == version and (
+            window == 0 or self._host.has_exact_tail(session_id, version, window)
+        )
+
+    async def unchanged_since(self, session_id: UUID, version: int) -> bool:
+        """Whether the session, loaded as any read loads it (the coherence check
+        included), is still at `version` and has not expired: then whatever a caller
+        was shown of it at that version is what it would be shown now."""
+        record = await self._host.get(session_id)
+        return (
+            record is not None
+            and record.version == version
+            and not access.expired(record, utc_now())
+        )
+
     # -- internals -----------------------------------------------------------
 
     async def _update(

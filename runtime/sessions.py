@@ -168,6 +168,16 @@ class SessionHost:
         self._cache.pop(session_id, None)
         self._drop_tail(session_id)
 
+    def cached_version(self, session_id: UUID) -> int | None:
+        """The version of the cached copy (no coherence check), or None."""
+        cached = self._cache.get(session_id)
+        return None if cached is None else cached[0].version
+
+    def has_exact_tail(self, session_id: UUID, version: int, limit: int) -> bool:
+        """Whether the session's last `limit` messages at `version` are kept."""
+        tail = self._tails.get(session_id)
+        return tail is not None and tail.version == version and tail.covers(limit)
+
     def is_loaded(self, session_id: UUID) -> bool:
         return session_id in self._cache
 

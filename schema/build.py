@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from inspect import isawaitable
 from typing import TYPE_CHECKING, Any, TypeGuard, cast
+from uuid import UUID
 
 import strawberry
 from strawberry.exceptions import MissingQueryError
@@ -16,16 +18,19 @@ from strawberry.types.graphql import OperationType
 from strawberry.utils.operation import get_operation_type
 
 from graphql import GraphQLError, execute, specified_rules
+from runtime.conversations import Conversations
 from runtime.errors import ConfabError, RateLimited
 from runtime.shared_state import redis_url
 from runtime.telemetry import tracing
 from runtime.telemetry.metrics import BoundedNames, Metrics
+from schema import session_reads
 from schema.context import Context
 from schema.cost import cost_error, cost_report
-from schema.documents import PreparedDocuments
+from schema.documents import PreparedDocument, PreparedDocuments
 from schema.errors import DomainErrors, RequestErrors, request_error, to_graphql_error
 from schema.execution import ConfabExecutor
 from schema.persisted import DocumentRefused, PersistedQueries
+from schema.session_reads import SessionReads
 from schema.validation_rules import bound_overlap_comparisons, document_limits_rule
 from settings import Settings
 
@@ -105,6 +110,7 @@ class ConfabSchema(strawberry.Schema):
         self.documents = documents
         self.persisted = persisted
         self.max_response_bytes = max_response_bytes
+        self.session_reads = SessionReads()
 
     async def resolve_query(
         self,
@@ -218,6 +224,12 @@ class ConfabSchema(strawberry.Schema):
             return RequestErrors(
                 data=None, errors=[cost_error(cost, documents.max_cost)], extensions=report
             )
+        read = _session_read(prepared, query, operation_name, variable_values, context_value)
+        if read is not None:
+            kept = await self.session_reads.answer(read.key, read.session_id, read.conversations)
+            if kept is not None:
+                return kept
+            before = read.conversations.cached_version(read.session_id)
         outcome = execute(
             self._schema,
             prepared.document,
@@ -231,7 +243,12 @@ class ConfabSchema(strawberry.Schema):
         )
         result = await outcome if isawaitable(outcome) else outcome
         if not result.errors:
-            return ExecutionResult(data=result.data, errors=None, extensions=report)
+            answer = ExecutionResult(data=result.data, errors=None, extensions=report)
+            if read is not None:
+                self.session_reads.keep(
+                    read.key, read.session_id, read.window, before, read.conversations, answer
+                )
+            return answer
         errors = [to_graphql_error(e) for e in result.errors]
         if result.data is None and all(error.path is None for error in errors):
             # Refused before any field ran: the variables' values.
@@ -396,3 +413,38 @@ def build_schema(
         persisted=persisted,
         max_response_bytes=settings.graphql_max_response_bytes,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _SessionRead:
+    key: tuple[Any, ...]
+    session_id: UUID
+    window: int
+    conversations: Conversations
+
+
+def _session_read(
+    prepared: PreparedDocument,
+    query: str,
+    operation_name: str | None,
+    variables: dict[str, Any] | None,
+    context: Any,
+) -> _SessionRead | None:
+    """What a session read's result is kept under (schema/session_reads.py), or
+    None when the operation is not one."""
+    plans = prepared.session_reads
+    if operation_name not in plans:
+        plans[operation_name] = session_reads.plan(prepared.document, operation_name)
+    plan = plans[operation_name]
+    if plan is None or not isinstance(context, Context):
+        return None
+    try:
+        caller = context.caller
+    except ConfabError:
+        return None  # answered by execution, with the authentication error
+    session_id = plan.session(variables)
+    window = plan.widest_window(variables)
+    key = SessionReads.key(query, operation_name, variables, caller)
+    if session_id is None or window is None or key is None:
+        return None
+    return _SessionRead(key, session_id, window, context.conversations)

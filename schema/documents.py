@@ -26,6 +26,7 @@ from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema
 from runtime.memo import Memo
 from schema.cost import DocumentCost, cost_error, cost_report, document_cost
 from schema.errors import to_graphql_error
+from schema.session_reads import SessionReadPlan
 
 
 @dataclass(slots=True)
@@ -35,6 +36,8 @@ class PreparedDocument:
     cost: DocumentCost | None = field(default=None)  # None: not compiled yet
     # Operation names found in the trusted set (schema/persisted.py); None: none yet.
     trusted: set[str | None] | None = field(default=None)
+    # Per operation name, its session-read plan or None (schema/session_reads.py).
+    session_reads: dict[str | None, SessionReadPlan | None] = field(default_factory=dict)
 
 
 class PreparedDocuments:
