@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -23,7 +24,9 @@ from rest.request import (
 )
 from rest.shapes import message as legacy_message
 from rest.shapes import snapshot, system_event
+from rest.snapshot_bodies import SnapshotBodies
 from runtime.apps import Caller
+from runtime.core import Runtime
 from runtime.records import SessionRecord
 
 
@@ -109,8 +112,16 @@ async def events(request: Request) -> Response:
 
 
 async def _snapshot(request: Request, caller: Caller, record: SessionRecord) -> Response:
-    shot = await runtime_of(request).snapshots.read(caller, record)
-    return JSONResponse(snapshot(shot.session, shot.messages, shot.new_events, shot.streaming))
+    runtime = runtime_of(request)
+    shot = await runtime.snapshots.read(caller, record)
+    bodies = _bodies.get(runtime)
+    if bodies is None:
+        bodies = _bodies[runtime] = SnapshotBodies()
+    return bodies.response(shot, runtime.conversations, runtime.snapshots.window)
+
+
+# One per runtime: a process may run several (tests do).
+_bodies: WeakKeyDictionary[Runtime, SnapshotBodies] = WeakKeyDictionary()
 
 
 def _typed_object(message: str) -> dict[str, Any] | None:

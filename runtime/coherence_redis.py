@@ -3,9 +3,11 @@ latest write of any replica (runtime/coherence.py has the protocol and the rule)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from uuid import UUID
 
+from redis.asyncio import Redis
 from redis.exceptions import RedisClusterException, RedisError
 
 from runtime.redis_clients import redis_client
@@ -26,13 +28,51 @@ class RedisCoherence:
     def __init__(self, url: str) -> None:
         self._redis = redis_client(url, socket_timeout=1, socket_connect_timeout=0.5)
         self._raise = self._redis.register_script(_RAISE)
+        # Checks asked for in one turn of the event loop go out as one MGET on the
+        # next (a single server; a cluster's keys live on different nodes): each is
+        # sent after it was asked for, so it sees every write answered before.
+        self._batching = isinstance(self._redis, Redis)
+        self._asked: dict[str, list[asyncio.Future[bytes | None]]] = {}
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def is_current(self, session_id: UUID, version: int) -> bool:
         try:
-            latest = await self._redis.get(_key(session_id))
+            latest = await self._latest(_key(session_id))
         except (RedisError, RedisClusterException, OSError):
             return False
         return latest is not None and int(latest) <= version
+
+    async def _latest(self, key: str) -> bytes | None:
+        if not self._batching:
+            value: bytes | None = await self._redis.get(key)  # type: ignore[assignment]
+            return value
+        loop = asyncio.get_running_loop()
+        if not self._asked:
+            loop.call_soon(self._send)
+        future: asyncio.Future[bytes | None] = loop.create_future()
+        self._asked.setdefault(key, []).append(future)
+        return await future
+
+    def _send(self) -> None:
+        asked, self._asked = self._asked, {}
+        task = asyncio.create_task(self._answer(asked))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _answer(self, asked: dict[str, list[asyncio.Future[bytes | None]]]) -> None:
+        keys = list(asked)
+        try:
+            values = await self._redis.mget(keys)
+        except (RedisError, RedisClusterException, OSError) as exc:
+            for futures in asked.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(exc)
+            return
+        for key, value in zip(keys, values, strict=True):
+            for future in asked[key]:
+                if not future.done():
+                    future.set_result(value)  # type: ignore[arg-type]
 
     async def written(self, session_id: UUID, version: int) -> None:
         try:

@@ -36,6 +36,11 @@ class Snapshots:
         self._streams = streams
         self._history_limit = history_limit
 
+    @property
+    def window(self) -> int:
+        """How many recent messages a snapshot shows."""
+        return self._history_limit
+
     async def read(
         self, caller: Caller, session: SessionRecord, *, consume_events: bool = True
     ) -> Snapshot:
