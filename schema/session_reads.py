@@ -231,6 +231,7 @@ class SessionReads:
     def __init__(self, capacity: int = KEPT_RESULTS) -> None:
         self._capacity = capacity
         self._kept: OrderedDict[tuple[Any, ...], _Kept] = OrderedDict()
+        self.answered = 0  # how many requests a kept result answered
 
     @staticmethod
     def key(
@@ -253,6 +254,7 @@ class SessionReads:
         self._kept.move_to_end(key)
         if not await conversations.unchanged_since(session_id, kept.version):
             return None
+        self.answered += 1
         return kept.result
 
     def keep(
