@@ -6,7 +6,8 @@ Workload, per side:
   subscribers x events over the time from the trigger to the last arrival.
 - paced: `events` published on a fixed schedule `interval_ms` apart, twice;
   publish-to-receive latency is each arrival's wall clock minus the event's `ts`.
-The raw side sends every socket at once from its own process. Confab's subscribers
+The raw side sends every socket at once from its own process; graphql-ws on Node
+(bench/node/fanout-peer.mjs) serves the same subscription as a peer. Confab's subscribers
 hold `toolUpdate(sessionId)` over graphql-transport-ws on the first replica, all
 with the same selection set; its events are published by the second replica (a
 process of its own, not slowed by the fan-out) through the announcer and the bus
@@ -29,6 +30,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from bench.common import percentiles
+from bench.peer_servers import fanout_peer
 from bench.wsclient import Connection, Received, connect, open_many
 
 TOOL_UPDATES = "subscription($s: ID!) { toolUpdate(sessionId: $s) { cursor toolName result ts } }"
@@ -36,6 +38,7 @@ SUBSCRIBE_TIMEOUT = 120.0
 TARGET_RATIO = 0.9
 TARGET_P99_MS = 50.0
 TARGET_P99_OVER_RAW = 2.0
+TARGET_OVER_GRAPHQL_WS = 2.0
 # Paced publishing rates tried, events per second, until the p99 target is missed.
 RATES = (20, 40, 80, 160, 320)
 TARGET_CROSS_REPLICA_ADDED_P50_MS = 2.0
@@ -153,6 +156,18 @@ async def measure(
     for connection in raw_connections:
         connection.close()
 
+    with fanout_peer() as node:
+        node_connections = await open_many(
+            subscribers, lambda _: graphql_subscriber(node.url, key, "bench", received)
+        )
+        await wait_for_subscribers(node.url, subscribers)
+        trigger = f"{node.url}/broadcast"
+        graphql_ws = await side(
+            (f"{trigger}?{burst}", f"{trigger}?{paced}"), received, expected, rounds=2
+        )
+        for connection in node_connections:
+            connection.close()
+
     async with httpx.AsyncClient(base_url=url, headers={"AOMI-APP-KEY": key}) as http:
         session_id = str(uuid.uuid4())
         (await http.post("/api/sessions", headers={"X-Session-Id": session_id})).raise_for_status()
@@ -187,8 +202,13 @@ async def measure(
             "workload": workload,
             "raw": raw,
             "confab": confab,
+            "graphql_ws_node": graphql_ws,
             "ratio": round(confab["burst_messages_per_s"] / raw["burst_messages_per_s"], 2),
             "target_ratio": TARGET_RATIO,
+            "over_graphql_ws": round(
+                confab["burst_messages_per_s"] / graphql_ws["burst_messages_per_s"], 2
+            ),
+            "target_over_graphql_ws": TARGET_OVER_GRAPHQL_WS,
             "target_p99_ms": TARGET_P99_MS,
             "p99_over_raw": round(confab["paced_latency"]["p99_ms"] / raw_p99, 2),
             "target_p99_over_raw": TARGET_P99_OVER_RAW,

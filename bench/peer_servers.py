@@ -5,7 +5,9 @@ snapshot from memory, for `bench.reads` to measure side by side:
 - `strawberry`: stock Strawberry (`strawberry.asgi.GraphQL`), the same GraphQL
   query;
 - `yoga`, `apollo`: graphql-yoga and Apollo Server on Node (bench/node/peer.mjs),
-  installed on first use with `npm ci` from bench/node/package-lock.json.
+  installed on first use with `npm ci` from bench/node/package-lock.json;
+- `fanout_peer`: graphql-ws on Node broadcasting `toolUpdate` events
+  (bench/node/fanout-peer.mjs), for bench.fanout.
 
 Each runs as its own process on uvicorn (httptools, uvloop: as Confab's server) or
 Node:
@@ -77,6 +79,25 @@ def _node_modules() -> Path:
             timeout=600,
         )
     return modules
+
+
+@contextmanager
+def fanout_peer() -> Iterator[Peer]:
+    """graphql-ws on Node with the same `toolUpdate` subscription and a broadcast
+    trigger (bench/node/fanout-peer.mjs), for bench.fanout."""
+    _node_modules()
+    port = free_port()
+    node = shutil.which("node") or "node"
+    command = [node, str(NODE_DIR / "fanout-peer.mjs"), str(port)]
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        _wait_listening(f"http://127.0.0.1:{port}/readyz", process)
+        yield Peer("graphql-ws", f"http://127.0.0.1:{port}", "/graphql", process.pid)
+    finally:
+        process.terminate()
+        process.wait(30)
 
 
 @contextmanager

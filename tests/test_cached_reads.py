@@ -5,6 +5,7 @@ round trip after a query (runtime/database_url.py)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -138,3 +139,29 @@ async def test_pooled_connections_are_not_reset_after_each_query(postgres_url: s
     for statement in last_statements:
         assert "pg_advisory_unlock_all" not in statement
         assert "RESET ALL" not in statement
+
+
+async def test_a_kept_message_reads_as_the_database_returns_it(
+    app: Starlette, gql: GraphQLClient
+) -> None:
+    """jsonb orders an object's keys its own way (shorter first): the message kept in
+    the tail after its append must read exactly as a query of the database does."""
+    session_id = new_id()
+    await gql.data(CREATE_SESSION, id=session_id)
+    runtime = app.state.runtime
+    session = await runtime.sessions.get(uuid.UUID(session_id))
+    await runtime.conversations.append(
+        session,
+        NewMessage(
+            session_id=uuid.UUID(session_id),
+            thread_id=uuid.UUID(session_id),
+            role=Role.TOOL,
+            content="42",
+            tool_results=[{"expression": "6*7", "value": 42, "nested": {"longer": 1, "k": 2}}],
+        ),
+    )
+    query = "query($id: ID!) { session(id: $id) { messages(last: 5) { nodes { toolResults } } } }"
+    by_thread = "query($t: ID!) { messages(threadId: $t, last: 5) { nodes { toolResults } } }"
+    recent = (await gql.raw(query, id=session_id))["data"]["session"]["messages"]
+    stored = (await gql.raw(by_thread, t=session_id))["data"]["messages"]
+    assert json.dumps(recent) == json.dumps(stored)  # the same keys in the same order

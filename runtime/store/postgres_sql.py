@@ -18,7 +18,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from runtime.records import MessageRecord, Page, SessionRecord, SystemEventRecord
 from runtime.store.protocol import MessageTail, MessageWindow, NewMessage
-from runtime.store.rows import MESSAGES, SESSIONS, SYSTEM_EVENTS, as_json_text
+from runtime.store.rows import MESSAGES, SESSIONS, SYSTEM_EVENTS, as_json_text, from_json
 
 SESSION_COLUMNS = SESSIONS.sql
 MESSAGE_COLUMNS = MESSAGES.sql
@@ -47,13 +47,14 @@ WITH thread AS (
     INSERT INTO messages (id, session_id, thread_id, seq, role, content, tool_calls,
         tool_results, is_interrupted, created_at)
     SELECT $4, $3, $2, thread.seq, $5, $6, $7, $8, $9, $1 FROM thread
-    RETURNING seq
+    RETURNING seq, tool_calls, tool_results
 ), turn AS (
     INSERT INTO turns (session_id, thread_id, message_id, status, attempts, tool_started,
         partial_text, created_at, updated_at)
     SELECT $3, $2, $4, 'queued', 0, false, '', $1, $1 FROM message WHERE $12
 )
-SELECT message.seq AS message_seq, session.* FROM message, session
+SELECT message.seq AS message_seq, message.tool_calls AS message_tool_calls,
+    message.tool_results AS message_tool_results, session.* FROM message, session
 """
 
 
@@ -94,8 +95,10 @@ async def append_message(
         seq=row["message_seq"],
         role=message.role,
         content=message.content,
-        tool_calls=message.tool_calls,
-        tool_results=message.tool_results,
+        # As stored: jsonb orders an object's keys its own way, and the record must
+        # read the same whether it comes from this answer or from a later query.
+        tool_calls=from_json(row["message_tool_calls"]),
+        tool_results=from_json(row["message_tool_results"]),
         is_interrupted=message.is_interrupted,
         created_at=now,
     )
