@@ -38,6 +38,14 @@ query($t: ID!, $last: Int) {
 WINDOWS = (1, 20, 49, 50, 51, 120, 200)
 
 
+async def append(app: Starlette, session_id: str, thread_id: str, **fields: Any) -> None:
+    """A message through the runtime's one write path (as a turn stores one)."""
+    runtime = app.state.runtime
+    session = await runtime.sessions.get(uuid.UUID(session_id))
+    message = NewMessage(session_id=uuid.UUID(session_id), thread_id=uuid.UUID(thread_id), **fields)
+    await runtime.conversations.append(session, message)
+
+
 async def recent_and_stored(gql: GraphQLClient, session_id: str, last: int) -> tuple[Any, Any]:
     recent = (await gql.data(RECENT, id=session_id, last=last))["session"]["messages"]
     stored = (await gql.data(STORED, t=session_id, last=last))["messages"]
@@ -55,7 +63,6 @@ async def test_recent_windows_are_what_the_store_holds(
         s=session_id,
         id=other,
     )
-    runtime = app.state.runtime
     headers = {"X-Session-Id": session_id}
     written = 0
     for batch in (1, 3, 45, 1, 1, 30, 70):
@@ -68,16 +75,7 @@ async def test_recent_windows_are_what_the_store_holds(
             assert sent.status_code == 200, sent.text
             written += 1
             if written % 7 == 0:
-                session = await runtime.sessions.get(uuid.UUID(session_id))
-                await runtime.conversations.append(
-                    session,
-                    NewMessage(
-                        session_id=uuid.UUID(session_id),
-                        thread_id=uuid.UUID(other),
-                        role=Role.USER,
-                        content="elsewhere",
-                    ),
-                )
+                await append(app, session_id, other, role=Role.USER, content="elsewhere")
         for last in WINDOWS:
             recent, stored = await recent_and_stored(gql, session_id, last)
             assert recent == stored, (written, last)
@@ -148,18 +146,8 @@ async def test_a_kept_message_reads_as_the_database_returns_it(
     the tail after its append must read exactly as a query of the database does."""
     session_id = new_id()
     await gql.data(CREATE_SESSION, id=session_id)
-    runtime = app.state.runtime
-    session = await runtime.sessions.get(uuid.UUID(session_id))
-    await runtime.conversations.append(
-        session,
-        NewMessage(
-            session_id=uuid.UUID(session_id),
-            thread_id=uuid.UUID(session_id),
-            role=Role.TOOL,
-            content="42",
-            tool_results=[{"expression": "6*7", "value": 42, "nested": {"longer": 1, "k": 2}}],
-        ),
-    )
+    results = [{"expression": "6*7", "value": 42, "nested": {"longer": 1, "k": 2}}]
+    await append(app, session_id, session_id, role=Role.TOOL, content="42", tool_results=results)
     query = "query($id: ID!) { session(id: $id) { messages(last: 5) { nodes { toolResults } } } }"
     by_thread = "query($t: ID!) { messages(threadId: $t, last: 5) { nodes { toolResults } } }"
     recent = (await gql.raw(query, id=session_id))["data"]["session"]["messages"]
