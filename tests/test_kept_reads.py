@@ -163,3 +163,31 @@ async def test_state_bodies_follow_events_and_streaming(client: httpx.AsyncClien
     assert not final["messages"][-1].get("is_streaming")
     assert seen, "the answer was seen while streaming"
     assert all(answer.startswith(part) for part in seen)  # each poll saw it as it grew
+
+
+def test_the_kept_fields_are_plain_values_but_the_reviewed_window() -> None:
+    """The allow-list's rule as a test: every field a kept result may contain is a
+    plain value of its object (no resolver), except `Session.messages`, reviewed to
+    read only the session's exact tail. A new resolver field that reads anything
+    else must not join the list without the same review."""
+    from strawberry.types.base import get_object_definition
+
+    from resolvers.query import Query
+    from schema.session_reads import PURE_FIELDS
+    from schema.types import Message, MessageConnection, MessageEdge, PageInfo, Session
+
+    reviewed = {("Query", "session"), ("Session", "messages")}
+    for cls in (Query, Session, MessageConnection, MessageEdge, PageInfo, Message):
+        definition = get_object_definition(cls, strict=True)
+        by_name = {
+            field.graphql_name or _camel(field.python_name): field for field in definition.fields
+        }
+        for name in PURE_FIELDS[definition.name]:
+            field = by_name[name]
+            if (definition.name, name) not in reviewed:
+                assert field.base_resolver is None, f"{definition.name}.{name} has a resolver"
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
