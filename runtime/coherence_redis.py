@@ -63,11 +63,16 @@ class RedisCoherence:
         keys = list(asked)
         try:
             values = await self._redis.mget(keys)
-        except (RedisError, RedisClusterException, OSError) as exc:
+        except BaseException as exc:
+            # Every asker gets an answer, whatever went wrong (a cancelled check at
+            # shutdown too): a failed check means "reload from the database".
+            failure = exc if isinstance(exc, RedisError | OSError) else RedisError(repr(exc))
             for futures in asked.values():
                 for future in futures:
                     if not future.done():
-                        future.set_exception(exc)
+                        future.set_exception(failure)
+            if not isinstance(exc, Exception):
+                raise
             return
         for key, value in zip(keys, values, strict=True):
             for future in asked[key]:

@@ -134,3 +134,19 @@ async def test_500_subscribers_at_once_leave_no_pool_error(
     finally:
         await database.close()
         await client.aclose()
+
+
+async def test_batched_checks_all_answer_when_redis_is_unreachable() -> None:
+    """Checks asked together share one MGET; when it fails, every one of them answers
+    "not current" (reload from the database) at once, none is left waiting."""
+    from tests.processes import free_port
+
+    coherence = RedisCoherence(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens
+    try:
+        async with asyncio.timeout(30):
+            answers = await asyncio.gather(
+                *(coherence.is_current(uuid.uuid4(), 1) for _ in range(BURST))
+            )
+        assert answers == [False] * BURST
+    finally:
+        await coherence.aclose()
