@@ -29,46 +29,46 @@ class CursorExpired(ConfabError):
     code = "CURSOR_EXPIRED"
 
 
-async def _watch(
-    info: Info, session_id: str, types: frozenset[str] | None, after: str | None = None
-) -> AsyncIterator[Event]:
+async def _live(
+    info: Info,
+    session_id: str,
+    view: Callable[[Event], View],
+    *,
+    types: frozenset[str] | None = None,
+    after: str | None = None,
+    typed: str | None = None,
+    fits: Callable[[Event], bool] | None = None,
+) -> AsyncIterator[View]:
+    """The session's events for this caller (from `after`, then live), each as its
+    view: written straight to the socket when the transport offers a sink
+    (schema/live.py), otherwise yielded for Strawberry to execute and send.
+
+    With `typed`, one event type whose gap cannot be filled ends the subscription
+    with CURSOR_EXPIRED (resubscribe); with `fits`, an event of the type that a
+    client posted without the data its view needs (`POST /api/system` takes the
+    documented types) is left out, not an error. One generator for all of it: every
+    event resumes each subscriber's whole chain of generators, 1,000 times per event
+    with 1,000 subscribers."""
     context = info.context
+    sink = LIVE_SINK.get()
     async with context.conversations.watching(
         context.caller,
         uuid_arg("sessionId", session_id),
         after=None if after is None else parse_event_cursor("after", after),
-        types=types,
+        types=frozenset({typed}) if typed is not None else types,
     ) as events:
         async for event in events:
-            yield event
-
-
-async def _typed(
-    info: Info, session_id: str, event_type: str, fits: Callable[[Event], bool] | None = None
-) -> AsyncIterator[Event]:
-    """One event type; a gap it cannot fill ends it with CURSOR_EXPIRED (resubscribe).
-    With `fits`, an event of the type that a client posted without the data its view
-    needs (`POST /api/system` takes the documented types) is left out, not an error."""
-    async for event in _watch(info, session_id, frozenset({event_type})):
-        if event.type == RESYNC_REQUIRED:
-            raise CursorExpired(event.data["message"])
-        if fits is None or fits(event):
-            yield event
+            if typed is not None:
+                if event.type == RESYNC_REQUIRED:
+                    raise CursorExpired(event.data["message"])
+                if fits is not None and not fits(event):
+                    continue
+            if sink is None or not await sink.deliver(info, view, event):
+                yield view(event)
 
 
 def _has_title(event: Event) -> bool:
     return isinstance(event.data.get("new_title"), str)
-
-
-async def _views(
-    info: Info, events: AsyncIterator[Event], view: Callable[[Event], View]
-) -> AsyncIterator[View]:
-    """Each event's view: written straight to the socket when the transport offers a
-    sink (schema/live.py), otherwise yielded for Strawberry to execute and send."""
-    sink = LIVE_SINK.get()
-    async for event in events:
-        if sink is None or not await sink.deliver(info, view, event):
-            yield view(event)
 
 
 @strawberry.type
@@ -85,16 +85,17 @@ class Subscription:
         after: str | None = None,
     ) -> AsyncGenerator[SessionEvent, None]:
         wanted = None if not types else frozenset(types)
-        events = _watch(info, session_id, wanted, after)
-        async for view in _views(info, events, SessionEvent.from_event):
+        async for view in _live(
+            info, session_id, SessionEvent.from_event, types=wanted, after=after
+        ):
             yield view
 
     @strawberry.subscription
     async def title_changed(
         self, info: Info, session_id: strawberry.ID
     ) -> AsyncGenerator[TitleChangedEvent, None]:
-        async for view in _views(
-            info, _typed(info, session_id, TITLE_CHANGED, _has_title), TitleChangedEvent.from_event
+        async for view in _live(
+            info, session_id, TitleChangedEvent.from_event, typed=TITLE_CHANGED, fits=_has_title
         ):
             yield view
 
@@ -102,23 +103,21 @@ class Subscription:
     async def tool_update(
         self, info: Info, session_id: strawberry.ID
     ) -> AsyncGenerator[ToolEvent, None]:
-        async for view in _views(info, _typed(info, session_id, TOOL_UPDATE), ToolEvent.from_event):
+        async for view in _live(info, session_id, ToolEvent.from_event, typed=TOOL_UPDATE):
             yield view
 
     @strawberry.subscription
     async def tool_complete(
         self, info: Info, session_id: strawberry.ID
     ) -> AsyncGenerator[ToolEvent, None]:
-        async for view in _views(
-            info, _typed(info, session_id, TOOL_COMPLETE), ToolEvent.from_event
-        ):
+        async for view in _live(info, session_id, ToolEvent.from_event, typed=TOOL_COMPLETE):
             yield view
 
     @strawberry.subscription
     async def system_notice(
         self, info: Info, session_id: strawberry.ID
     ) -> AsyncGenerator[SystemNoticeEvent, None]:
-        async for view in _views(
-            info, _typed(info, session_id, SYSTEM_NOTICE), SystemNoticeEvent.from_event
+        async for view in _live(
+            info, session_id, SystemNoticeEvent.from_event, typed=SYSTEM_NOTICE
         ):
             yield view
