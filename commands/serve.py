@@ -27,10 +27,12 @@ logger = logging.getLogger("confab")
 # allocations) collects hundreds of times a second under live delivery, and its
 # cascades into the older generations walk every subscriber's objects: with 1,000
 # subscribers of one session receiving an event every 50 ms from another replica,
-# the p99 publish-to-receive was 87-133 ms, 38 ms with collection off, 38 ms with
-# these (bench.suite --only fanout, same machine). The oldest generation keeps its
-# default, so cyclic garbage of closed connections is still collected as before.
-GC_THRESHOLDS = (50_000, 20, 10)
+# the p99 publish-to-receive was 87-133 ms, 38 ms with collection off, 36 ms with
+# these (bench.suite --only fanout, same machine). 50,000 did as well for delivery
+# but each young collection then took long enough to show in the chat
+# acknowledgement's p99 (13 ms against 8). The oldest generation keeps its default,
+# so cyclic garbage of closed connections is still collected as before.
+GC_THRESHOLDS = (10_000, 20, 10)
 
 
 def serve(settings: Settings) -> int:
