@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from inspect import isawaitable
 from typing import TYPE_CHECKING, Any, TypeGuard, cast
-from uuid import UUID
 
 import strawberry
 from strawberry.exceptions import MissingQueryError
@@ -18,19 +16,17 @@ from strawberry.types.graphql import OperationType
 from strawberry.utils.operation import get_operation_type
 
 from graphql import GraphQLError, execute, specified_rules
-from runtime.conversations import Conversations
 from runtime.errors import ConfabError, RateLimited
 from runtime.shared_state import redis_url
 from runtime.telemetry import tracing
 from runtime.telemetry.metrics import BoundedNames, Metrics
-from schema import session_reads
 from schema.context import Context
 from schema.cost import cost_error, cost_report
-from schema.documents import PreparedDocument, PreparedDocuments
+from schema.documents import PreparedDocuments
 from schema.errors import DomainErrors, RequestErrors, request_error, to_graphql_error
 from schema.execution import ConfabExecutor
 from schema.persisted import DocumentRefused, PersistedQueries
-from schema.session_reads import SessionReads
+from schema.session_reads import SessionReads, session_read
 from schema.validation_rules import bound_overlap_comparisons, document_limits_rule
 from settings import Settings
 
@@ -224,7 +220,7 @@ class ConfabSchema(strawberry.Schema):
             return RequestErrors(
                 data=None, errors=[cost_error(cost, documents.max_cost)], extensions=report
             )
-        read = _session_read(prepared, query, operation_name, variable_values, context_value)
+        read = session_read(prepared, query, operation_name, variable_values, context_value)
         if read is not None:
             kept = await self.session_reads.answer(read.key, read.session_id, read.conversations)
             if kept is not None:
@@ -413,38 +409,3 @@ def build_schema(
         persisted=persisted,
         max_response_bytes=settings.graphql_max_response_bytes,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class _SessionRead:
-    key: tuple[Any, ...]
-    session_id: UUID
-    window: int
-    conversations: Conversations
-
-
-def _session_read(
-    prepared: PreparedDocument,
-    query: str,
-    operation_name: str | None,
-    variables: dict[str, Any] | None,
-    context: Any,
-) -> _SessionRead | None:
-    """What a session read's result is kept under (schema/session_reads.py), or
-    None when the operation is not one."""
-    plans = prepared.session_reads
-    if operation_name not in plans:
-        plans[operation_name] = session_reads.plan(prepared.document, operation_name)
-    plan = plans[operation_name]
-    if plan is None or not isinstance(context, Context):
-        return None
-    try:
-        caller = context.caller
-    except ConfabError:
-        return None  # answered by execution, with the authentication error
-    session_id = plan.session(variables)
-    window = plan.widest_window(variables)
-    key = SessionReads.key(query, operation_name, variables, caller)
-    if session_id is None or window is None or key is None:
-        return None
-    return _SessionRead(key, session_id, window, context.conversations)

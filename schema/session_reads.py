@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from strawberry.types import ExecutionResult
@@ -42,6 +42,11 @@ from graphql import (
 )
 from runtime.apps import Caller
 from runtime.conversations import Conversations
+from runtime.errors import ConfabError
+from schema.context import Context
+
+if TYPE_CHECKING:
+    from schema.documents import PreparedDocument
 
 # Results kept at most (each about the size of its JSON answer).
 KEPT_RESULTS = 2_000
@@ -276,3 +281,41 @@ class SessionReads:
         self._kept.move_to_end(key)
         if len(self._kept) > self._capacity:
             self._kept.popitem(last=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRead:
+    """One request's session read: its key, its session and window, and where the
+    session's versions are checked."""
+
+    key: tuple[Any, ...]
+    session_id: UUID
+    window: int
+    conversations: Conversations
+
+
+def session_read(
+    prepared: PreparedDocument,
+    query: str,
+    operation_name: str | None,
+    variables: dict[str, Any] | None,
+    context: Any,
+) -> SessionRead | None:
+    """The request as a session read (its plan found once per document and operation
+    name), or None when it is not one."""
+    plans = prepared.session_reads
+    if operation_name not in plans:
+        plans[operation_name] = plan(prepared.document, operation_name)
+    found = plans[operation_name]
+    if found is None or not isinstance(context, Context):
+        return None
+    try:
+        caller = context.caller
+    except ConfabError:
+        return None  # answered by execution, with the authentication error
+    session_id = found.session(variables)
+    window = found.widest_window(variables)
+    key = SessionReads.key(query, operation_name, variables, caller)
+    if session_id is None or window is None or key is None:
+        return None
+    return SessionRead(key, session_id, window, context.conversations)
