@@ -378,7 +378,7 @@ class Conversations:
             expires_at=self._expiry(session.app, utc_now()),
             queue_turn=queue_turn,
         )
-        await self._host.appended(stored, updated)
+        await self._host.refresh(updated, appended=stored)
         await self._publish(updated, MESSAGE_ADDED, {"message": stored.as_json()})
         return stored, updated
 

@@ -80,7 +80,7 @@ class SessionHost:
     ) -> tuple[SessionRecord, bool]:
         """Tier 3: create (with its primary thread); an existing id is returned as is."""
         record, created = await self._store.create_session(session_id, app, fields or {})
-        await self._written(record)
+        await self.refresh(record)
         if created:  # a new session has no messages: nothing to read
             self._keep_tail(session_id, MessageTail(record.version, (), True, TAIL_MIN))
         return record, created
@@ -90,10 +90,9 @@ class SessionHost:
         `MessageWindow(limit, from_end=True)` pages them: from the tail kept with the
         cached session when it is of the session's current version, else one read
         (which then becomes the tail, if the session did not change meanwhile)."""
-        tail = self._tails.get(session.id)
-        if tail is not None and tail.version == session.version and tail.covers(limit):
+        if self.has_exact_tail(session.id, session.version, limit):
             self._tails.move_to_end(session.id)
-            return tail.page(limit)
+            return self._tails[session.id].page(limit)
         tail = await self._store.message_tail(session.id, max(limit, TAIL_MIN))
         if tail is None:
             return Page(items=[], has_next=False, has_previous=False)
@@ -113,7 +112,7 @@ class SessionHost:
         """Store `fields` (if the row matches `expect`) and cache the result."""
         record = await self._store.update_session(session_id, fields, expect)
         if record is not None:
-            await self._written(record)
+            await self.refresh(record)
         elif expect is None:
             self.unload(session_id)
         return record
@@ -127,10 +126,6 @@ class SessionHost:
             await self.refresh(record)
         return event
 
-    async def appended(self, message: MessageRecord, record: SessionRecord) -> None:
-        """Take the session as a message append this process made left it."""
-        await self.refresh(record, appended=message)
-
     async def delete(self, session_id: UUID) -> bool:
         deleted = await self._store.delete_session(session_id)
         self.unload(session_id)
@@ -138,13 +133,9 @@ class SessionHost:
         return deleted
 
     async def refresh(self, record: SessionRecord, appended: MessageRecord | None = None) -> None:
-        """Take a newer copy that a store call returned (`appended`: the message that
-        call added, if it was an append)."""
-        await self._written(record, appended)
-
-    async def _written(self, record: SessionRecord, appended: MessageRecord | None = None) -> None:
-        """Cache what was just stored (unless a concurrent write already cached a newer
-        copy) and tell other replicas its version."""
+        """Take a copy that a store call returned (`appended`: the message that call
+        added, if it was an append), unless a concurrent write already cached a newer
+        one, and tell other replicas its version."""
         current = self._cache.get(record.id)
         if current is None or current[0].version <= record.version:
             self._advance_tail(record, appended)

@@ -11,14 +11,12 @@ from typing import Any
 
 import asyncpg
 import httpx
-from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 
 from runtime.records import Role
 from runtime.store import NewMessage
-from server import create_app
 from settings import Settings
-from tests.conftest import GraphQLClient, new_id
+from tests.conftest import GraphQLClient, new_id, serving
 
 CREATE_SESSION = "mutation($id: ID!) { createSession(id: $id) { id } }"
 # The session's own window: served from the tail.
@@ -89,26 +87,23 @@ async def test_recent_windows_are_what_the_store_holds(
 
 async def test_a_small_message_cache_still_reads_right(settings: Settings) -> None:
     # Tails that do not fit (or are pushed out) are read from the store each time.
-    app = create_app(settings.with_overrides(message_cache_size=60))
-    async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            gql = GraphQLClient(client)
-            sessions = [new_id() for _ in range(3)]
-            for n in range(30):
-                for session_id in sessions:
-                    if n == 0:
-                        await gql.data(CREATE_SESSION, id=session_id)
-                    await client.post(
-                        "/api/system",
-                        headers={"X-Session-Id": session_id},
-                        params={"message": f"{session_id[:4]} {n}"},
-                    )
-                    for last in (5, 50):
-                        recent, stored = await recent_and_stored(gql, session_id, last)
-                        assert recent == stored
-            health = app.state.runtime.sessions.health()
-            assert health["cached_messages"] <= 60
+    async with serving(settings.with_overrides(message_cache_size=60)) as (app, client):
+        gql = GraphQLClient(client)
+        sessions = [new_id() for _ in range(3)]
+        for n in range(30):
+            for session_id in sessions:
+                if n == 0:
+                    await gql.data(CREATE_SESSION, id=session_id)
+                await client.post(
+                    "/api/system",
+                    headers={"X-Session-Id": session_id},
+                    params={"message": f"{session_id[:4]} {n}"},
+                )
+                for last in (5, 50):
+                    recent, stored = await recent_and_stored(gql, session_id, last)
+                    assert recent == stored
+        health = app.state.runtime.sessions.health()
+        assert health["cached_messages"] <= 60
 
 
 async def test_pooled_connections_are_not_reset_after_each_query(postgres_url: str) -> None:
@@ -116,22 +111,18 @@ async def test_pooled_connections_are_not_reset_after_each_query(postgres_url: s
     would be each idle connection's last statement; with none, the last one is ours."""
     name = f"confab-pool-{uuid.uuid4().hex[:8]}"
     settings = Settings(database_url=f"{postgres_url}?application_name={name}", auto_migrate=True)
-    app = create_app(settings)
-    async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            gql = GraphQLClient(client)
-            for _ in range(5):
-                await gql.data(CREATE_SESSION, id=new_id())
-            admin = await asyncpg.connect(postgres_url)
-            try:
-                rows = await admin.fetch(
-                    "SELECT query FROM pg_stat_activity WHERE application_name = $1 "
-                    "AND state = 'idle'",
-                    name,
-                )
-            finally:
-                await admin.close()
+    async with serving(settings) as (_, client):
+        gql = GraphQLClient(client)
+        for _ in range(5):
+            await gql.data(CREATE_SESSION, id=new_id())
+        admin = await asyncpg.connect(postgres_url)
+        try:
+            rows = await admin.fetch(
+                "SELECT query FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle'",
+                name,
+            )
+        finally:
+            await admin.close()
     last_statements = [row["query"] for row in rows]
     assert last_statements, "the pool's connections are idle in pg_stat_activity"
     for statement in last_statements:

@@ -17,7 +17,7 @@ from runtime.janitor import Janitor
 from runtime.leases import MemoryLeases
 from server import create_app
 from settings import Settings
-from tests.conftest import GraphQLClient, new_id
+from tests.conftest import GraphQLClient, new_id, serving
 from tests.waiting import until
 
 CREATE = "mutation($id: ID!) { createSession(id: $id) { id expiresAt } }"
@@ -136,15 +136,12 @@ async def test_idle_sessions_leave_the_cache_and_reload_intact(
 
 
 async def test_the_cache_stays_within_its_size(settings: Settings) -> None:
-    app = create_app(settings.with_overrides(session_cache_size=3))
-    async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            gql = GraphQLClient(http)
-            ids = [new_id() for _ in range(6)]
-            for session_id in ids:
-                await gql.data(CREATE, id=session_id)
-            host = app.state.runtime.sessions
-            assert len(host.loaded_ids()) == 3
-            for session_id in ids:  # every one still reads back
-                assert (await gql.data(READ, id=session_id))["session"]["id"] == session_id
+    async with serving(settings.with_overrides(session_cache_size=3)) as (app, http):
+        gql = GraphQLClient(http)
+        ids = [new_id() for _ in range(6)]
+        for session_id in ids:
+            await gql.data(CREATE, id=session_id)
+        host = app.state.runtime.sessions
+        assert len(host.loaded_ids()) == 3
+        for session_id in ids:  # every one still reads back
+            assert (await gql.data(READ, id=session_id))["session"]["id"] == session_id
