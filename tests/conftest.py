@@ -194,10 +194,23 @@ def settings(database_url: str, apps_file: Path) -> Settings:
     )
 
 
+# Start-up migrates and connects; on a busy machine it has taken more than
+# asgi-lifespan's 5 s, and a start-up cut short leaves the ORM's global context set
+# for every later test of the worker.
+LIFESPAN_TIMEOUT = 60.0
+
+
+def started(application: Starlette) -> LifespanManager:
+    """The app's lifespan, with generous start-up and shut-down waits."""
+    return LifespanManager(
+        application, startup_timeout=LIFESPAN_TIMEOUT, shutdown_timeout=LIFESPAN_TIMEOUT
+    )
+
+
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[Starlette]:
     application = create_app(settings)
-    async with LifespanManager(application):
+    async with started(application):
         yield application
 
 
@@ -206,7 +219,7 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[Starlette, httpx.As
     """An app of its own (started, stopped afterwards) and a client of it, for tests
     that need settings the shared fixtures do not have."""
     application = create_app(settings)
-    async with LifespanManager(application):
+    async with started(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             yield application, http

@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
@@ -28,7 +27,7 @@ from runtime.auth_throttle import AuthThrottle
 from runtime.errors import RateLimited
 from server import create_app
 from settings import Settings
-from tests.conftest import new_id
+from tests.conftest import new_id, started
 from tests.live import LEGACY_WS, TRANSPORT_WS
 from tests.processes import ServerProcess
 
@@ -109,7 +108,7 @@ async def test_a_valid_key_keeps_working_from_a_throttled_address(
 async def uncached_app(settings: Settings) -> AsyncIterator[Starlette]:
     """Verified keys are never trusted without a query (a zero cache time)."""
     application = create_app(settings.with_overrides(key_cache_ttl=0.0))
-    async with LifespanManager(application):
+    async with started(application):
         yield application
 
 
@@ -148,7 +147,7 @@ async def test_one_bad_key_costs_one_query_per_cache_period_whoever_sends_it(
     settings: Settings,
 ) -> None:
     application = create_app(settings.with_overrides(key_cache_ttl=300.0))
-    async with LifespanManager(application):
+    async with started(application):
         bad = bogus_key()
         before = key_queries(application)
         for n in range(5):
@@ -250,6 +249,6 @@ async def test_a_real_server_throttles_http_and_websocket_guesses(
 
 async def test_the_limit_is_the_setting(settings: Settings) -> None:
     application = create_app(settings.with_overrides(auth_failures_per_minute=3))
-    async with LifespanManager(application), from_address(application, "203.0.113.30") as http:
+    async with started(application), from_address(application, "203.0.113.30") as http:
         statuses = [(await models(http, bogus_key())).status_code for _ in range(4)]
     assert statuses == [401, 401, 401, 429]

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 import asyncpg
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from runtime.database_url import parse_postgres_url
 from server import create_app
 from settings import Settings
+from tests.conftest import started
 from tests.owned_postgres import OwnedPostgres
 from tests.tls_certs import Certificates, make_certificates
 
@@ -121,7 +121,7 @@ async def test_confab_runs_over_verify_full(tls_postgres: TlsPostgres) -> None:
         f"?sslmode=verify-full&sslrootcert={tls_postgres.certs.ca}"
     )
     application = create_app(Settings(database_url=url, auto_migrate=True))
-    async with LifespanManager(application):
+    async with started(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             created = await http.post(

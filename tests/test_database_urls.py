@@ -11,14 +11,13 @@ from urllib.parse import quote
 
 import asyncpg
 import pytest
-from asgi_lifespan import LifespanManager
 from tortoise import connections
 
 from runtime.database import tortoise_config
 from runtime.database_url import parse_postgres_url, redacted, ssl_context
 from server import create_app
 from settings import Settings, SettingsError
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import PG_ADMIN_URL, started
 from tests.live import run_cli
 from tests.processes import ServerProcess, free_port
 from tests.tls_certs import Certificates, make_certificates
@@ -247,7 +246,7 @@ async def test_options_are_visible_on_a_real_connection(postgres_url: str) -> No
         "&search_path=public,confab_extra&min_size=2&max_size=3&statement_cache_size=0"
     )
     application = create_app(Settings(database_url=url, auto_migrate=True))
-    async with LifespanManager(application):
+    async with started(application):
         client = connections.get("default")
         row = (
             await client.execute_query_dict(

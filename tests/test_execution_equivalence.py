@@ -35,7 +35,6 @@ from typing import Any
 
 import pytest
 import strawberry
-from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from strawberry.exceptions import MissingQueryError
@@ -52,7 +51,7 @@ from schema.errors import DomainErrors
 from schema.view import ConfabGraphQL
 from server import create_app
 from settings import Settings, load_apps
-from tests.conftest import new_id, new_wallet
+from tests.conftest import new_id, new_wallet, started
 
 OPERATIONS_DIR = Path(__file__).resolve().parent.parent / "graphql" / "operations"
 # Low enough for a query of the real schema to exceed it (the default, 12, is deeper
@@ -227,7 +226,7 @@ async def harness(
         graphql_max_depth=MAX_DEPTH,
     )
     application = create_app(settings)
-    async with LifespanManager(application):
+    async with started(application):
         alpha_key, _ = await keys.create_key(["alpha"], "tests")
         alpha = await _context(application, alpha_key, None)
         broken = Context(runtime=_BrokenRuntime(), client=CLIENT)  # type: ignore[arg-type]

@@ -28,7 +28,6 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from graphql import parse, validate
 from resolvers import confab_schema
@@ -36,7 +35,7 @@ from schema.graphiql_page import ASSETS_DIR, OPERATIONS_DIR, SERVED
 from server import create_app
 from settings import Settings
 from tests.browser import TIMEOUT_MS, OfflinePage, Trap, chromium, offline_page
-from tests.conftest import new_id
+from tests.conftest import new_id, started
 from tests.live import wait_for_subscribers
 from tests.processes import ROOT, ServerProcess
 
@@ -56,7 +55,7 @@ RENAME = "mutation($id: ID!, $t: String!) { renameSession(id: $id, title: $t) { 
 async def local(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[httpx.AsyncClient]:
     database = tmp_path_factory.mktemp("graphiql") / "confab.sqlite3"
     application = create_app(Settings(database_url=f"sqlite://{database}", auto_migrate=True))
-    async with LifespanManager(application):
+    async with started(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://confab.test") as http:
             yield http

@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from gql import GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
 from starlette.applications import Starlette
@@ -22,7 +21,7 @@ from starlette.applications import Starlette
 import server as server_module
 from schema.response_limit import refusal
 from settings import Settings
-from tests.conftest import GraphQLClient, new_id
+from tests.conftest import GraphQLClient, new_id, started
 from tests.live import LEGACY_WS, TRANSPORT_WS, Collector, ws_session
 from tests.processes import ServerProcess
 
@@ -91,7 +90,7 @@ async def limited(settings: Settings) -> AsyncIterator[Starlette]:
     application = server_module.create_app(
         settings.with_overrides(graphql_max_cost=30, graphql_max_response_bytes=600)
     )
-    async with LifespanManager(application):
+    async with started(application):
         yield application
 
 

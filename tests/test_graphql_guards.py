@@ -8,7 +8,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from tests.conftest import GraphQLClient, new_id
+from tests.conftest import GraphQLClient, new_id, started
 
 
 async def test_default_limits_allow_the_deepest_real_query(gql: GraphQLClient) -> None:
@@ -37,12 +37,11 @@ def strict_settings(settings: Any) -> Any:
 async def test_limits_reject_deep_aliased_and_long_documents(
     strict_settings: Any,
 ) -> None:
-    from asgi_lifespan import LifespanManager
 
     from server import create_app
 
     application = create_app(strict_settings)
-    async with LifespanManager(application):
+    async with started(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             gql = GraphQLClient(http)
@@ -59,12 +58,11 @@ async def test_limits_reject_deep_aliased_and_long_documents(
 
 
 async def test_depth_and_aliases_count_through_fragments(strict_settings: Any) -> None:
-    from asgi_lifespan import LifespanManager
 
     from server import create_app
 
     application = create_app(strict_settings)
-    async with LifespanManager(application):
+    async with started(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             gql = GraphQLClient(http)

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 
 from models import Message, Session, Thread
@@ -17,7 +16,7 @@ from runtime.janitor import Janitor
 from runtime.leases import MemoryLeases
 from server import create_app
 from settings import Settings
-from tests.conftest import GraphQLClient, new_id, serving
+from tests.conftest import GraphQLClient, new_id, serving, started
 from tests.waiting import until
 
 CREATE = "mutation($id: ID!) { createSession(id: $id) { id expiresAt } }"
@@ -31,7 +30,7 @@ async def quick_app(settings: Settings) -> AsyncIterator[Starlette]:
     app = create_app(
         settings.with_overrides(janitor_interval=0.2, janitor_batch=2, cache_idle_seconds=0.5)
     )
-    async with LifespanManager(app):
+    async with started(app):
         yield app
 
 

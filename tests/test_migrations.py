@@ -6,14 +6,13 @@ import sqlite3
 from pathlib import Path
 
 import httpx
-from asgi_lifespan import LifespanManager
 from tortoise import Tortoise
 from tortoise.migrations.api.migrate import migrate
 
 from runtime.database import forget_compiled_queries, tortoise_config
 from server import create_app
 from settings import Settings, load_apps
-from tests.conftest import new_id
+from tests.conftest import new_id, started
 
 STAMP = "2026-11-01 08:00:00.000000+00:00"
 
@@ -67,7 +66,7 @@ async def test_an_upgrade_keeps_messages_and_delivers_unread_system_events(
     _store_as_release_one(path, session_id)
 
     application = create_app(settings)  # migrates to the latest schema on startup
-    async with LifespanManager(application):
+    async with started(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             sent = {"X-Session-Id": session_id}

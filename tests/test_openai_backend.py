@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -20,7 +19,7 @@ from starlette.routing import Route
 
 from server import create_app
 from settings import AppConfig, ModelConfig, Settings
-from tests.conftest import GraphQLClient, new_id
+from tests.conftest import GraphQLClient, new_id, started
 from tests.processes import free_port
 
 Handler = Callable[[], Awaitable[Response]]
@@ -125,7 +124,7 @@ async def gql(
     )
     apps = {"default": AppConfig(name="default", display_name="Default", model=model)}
     app = create_app(settings.with_overrides(apps=apps))
-    async with LifespanManager(app):
+    async with started(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             yield GraphQLClient(http)

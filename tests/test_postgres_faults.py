@@ -9,11 +9,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from server import create_app
 from settings import Settings
-from tests.conftest import GraphQLClient, new_id
+from tests.conftest import GraphQLClient, new_id, started
 from tests.owned_postgres import OwnedPostgres
 
 
@@ -29,7 +28,7 @@ def owned_postgres() -> Iterator[OwnedPostgres]:
 async def http(owned_postgres: OwnedPostgres) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(database_url=owned_postgres.url, auto_migrate=True, db_timeout=2)
     app = create_app(settings)
-    async with LifespanManager(app):
+    async with started(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             yield client

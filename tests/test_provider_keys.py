@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
 
@@ -23,7 +22,7 @@ from models import ProviderKey
 from runtime import keys
 from server import create_app
 from settings import AppConfig, ModelConfig, Settings
-from tests.conftest import new_id
+from tests.conftest import new_id, started
 from tests.rest_client import assert_error, chat_and_wait, create_session, headers, ok
 from tests.test_openai_backend import FakeOpenAI, Handler, text
 from tests.vault_support import assert_absent, eventually, sql_dump, vault_settings
@@ -203,7 +202,7 @@ async def test_an_app_can_turn_provider_keys_off(
 
 async def test_without_a_server_key_the_endpoints_answer_503(settings: Settings) -> None:
     application = create_app(settings.with_overrides(secret_key=None))
-    async with LifespanManager(application):
+    async with started(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             session_id = await session_of_client(http, f"cli-{new_id()}")
@@ -250,7 +249,7 @@ async def byok_app(
         name="default", display_name="Default", model=model, provider_keys=provider_keys
     )
     application = create_app(settings.with_overrides(apps={"default": config}))
-    async with LifespanManager(application):
+    async with started(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             yield http

@@ -20,7 +20,7 @@ import pytest
 import websockets
 
 from settings import SettingsError, load_apps
-from tests.conftest import new_id, replica_pair
+from tests.conftest import new_id, replica_pair, started
 from tests.processes import ServerProcess
 from tests.rest_client import assert_error, chat, headers, ok, until_idle, updates
 
@@ -250,13 +250,12 @@ async def test_both_counter_stores_count_alike(backend: str, limited_env: dict[s
 
 async def test_the_embedded_default_counts_in_process(settings: Any) -> None:
     """No Redis: the limits hold within the one process."""
-    from asgi_lifespan import LifespanManager
 
     from runtime import keys
     from server import create_app
 
     application = create_app(settings)
-    async with LifespanManager(application):
+    async with started(application):
         key, _ = await keys.create_key(["limited"], "tests")
         transport = httpx.ASGITransport(app=application, client=(_address(), 4000))
         async with httpx.AsyncClient(transport=transport, base_url="http://confab.test") as http:

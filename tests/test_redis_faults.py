@@ -9,13 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from runtime.events import RESYNC_REQUIRED, Event
 from runtime.events.redis_bus import RedisEventBus
 from server import create_app
 from settings import Settings
-from tests.conftest import GraphQLClient, new_id
+from tests.conftest import GraphQLClient, new_id, started
 from tests.owned_redis import OwnedRedis
 
 
@@ -152,7 +151,7 @@ async def test_mutations_succeed_while_redis_is_down(
     volatile_redis: OwnedRedis, settings: Settings
 ) -> None:
     app = create_app(settings.with_overrides(event_bus_url=volatile_redis.url))
-    async with LifespanManager(app):
+    async with started(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             gql = GraphQLClient(http)

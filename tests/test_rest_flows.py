@@ -10,11 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from server import create_app
 from settings import Settings
-from tests.conftest import GraphQLClient, new_id, new_wallet
+from tests.conftest import GraphQLClient, new_id, new_wallet, started
 from tests.live import post
 from tests.processes import ServerProcess
 from tests.waiting import until
@@ -199,7 +198,7 @@ async def strict_http(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClie
     from runtime import keys
 
     app = create_app(settings.with_overrides(strict_keys=True))
-    async with LifespanManager(app):
+    async with started(app):
         key, _ = await keys.create_key(["alpha"])
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 
 from models import ClientSecret
@@ -25,7 +24,7 @@ from runtime.agents.protocol import ModelChunk, ModelRequest
 from runtime.events.envelope import utc_now
 from server import create_app
 from settings import Settings
-from tests.conftest import new_id
+from tests.conftest import new_id, started
 from tests.rest_client import assert_error, chat_and_wait, graphql, headers, ok
 from tests.vault_support import (
     SECRET_KEY,
@@ -70,7 +69,7 @@ def model_requests(monkeypatch: pytest.MonkeyPatch) -> list[ModelRequest]:
 @asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     application = create_app(settings)
-    async with LifespanManager(application):
+    async with started(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://confab.test") as http:
             yield http

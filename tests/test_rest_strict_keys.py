@@ -7,12 +7,11 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from runtime import keys
 from server import create_app
 from settings import Settings
-from tests.conftest import new_id, new_wallet
+from tests.conftest import new_id, new_wallet, started
 from tests.rest_client import assert_error, chat, headers, ok, until_idle
 
 FROM_WIDGET = {"Origin": "https://widget.example"}
@@ -22,7 +21,7 @@ FROM_WIDGET = {"Origin": "https://widget.example"}
 async def strict(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
     """A strict server (in process) and a key of app `widget`."""
     application = create_app(settings.with_overrides(strict_keys=True))
-    async with LifespanManager(application):
+    async with started(application):
         key, _ = await keys.create_key(["widget"], "tests")
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://confab.test") as http:

@@ -11,14 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 
 from runtime import keys
 from runtime.simulation import Simulators
 from server import create_app
 from settings import AppConfig, Settings
-from tests.conftest import new_id
+from tests.conftest import new_id, started
 from tests.rest_client import assert_error, create_session, headers, ok
 from tests.sample_simulator import REJECTED_ADDRESS
 from tests.vault_support import vault_settings
@@ -111,7 +110,7 @@ async def test_a_failing_simulator_is_a_502_without_details(
 
 async def test_a_slow_simulator_is_a_504(settings: Settings) -> None:
     application = create_app(settings.with_overrides(simulator_timeout=0.2))
-    async with LifespanManager(application):
+    async with started(application):
         key = (await keys.create_key(["vault"], "tests"))[0]
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:

@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 pytest.importorskip("opentelemetry.sdk")
 
@@ -25,7 +24,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
 from runtime.telemetry import tracing
 from server import create_app
 from settings import Settings, load_apps
-from tests.conftest import new_id
+from tests.conftest import new_id, started
 from tests.rest_client import ok, until_idle
 
 REQUEST_ID = tracing.REQUEST_ID_ATTRIBUTE
@@ -55,7 +54,7 @@ async def http(
         apps=load_apps(apps_file),
     )
     app = create_app(settings)
-    async with LifespanManager(app):
+    async with started(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://confab.test") as client:
             yield client
