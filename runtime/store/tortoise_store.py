@@ -28,7 +28,7 @@ from runtime.records import (
     TurnRecord,
     TurnStatus,
 )
-from runtime.store import postgres_sql
+from runtime.store import postgres_sql, sqlite_sql
 from runtime.store.protocol import MessageTail, MessageWindow, NewMessage, SessionQuery
 from runtime.store.rows import MESSAGES, SESSIONS, SYSTEM_EVENTS, THREADS, TURNS, as_uuid
 from runtime.store.tortoise_app_keys import TortoiseAppKeys
@@ -184,51 +184,13 @@ class TortoiseStore(TortoiseAppKeys):
             if appended is None:
                 raise NotFound(f"thread {message.thread_id} not found")
             return appended
-        if not await Thread.exists(id=message.thread_id):
-            raise NotFound(f"thread {message.thread_id} not found")
         async with in_transaction() as conn:
-            # The UPDATE takes the thread's row lock, so concurrent appends (from any
-            # replica) get distinct, gapless sequence numbers.
-            await (
-                Thread.filter(id=message.thread_id)
-                .using_db(conn)
-                .update(next_seq=F("next_seq") + 1, updated_at=now)
+            appended = await sqlite_sql.append_message(
+                conn, message, message.id or uuid4(), now, mark_processing, expires_at, queue_turn
             )
-            thread = await Thread.get(id=message.thread_id, using_db=conn)
-            row = await Message.create(
-                using_db=conn,
-                id=message.id or uuid4(),
-                session_id=message.session_id,
-                thread_id=message.thread_id,
-                seq=thread.next_seq - 1,
-                role=message.role.value,
-                content=message.content,
-                tool_calls=message.tool_calls,
-                tool_results=message.tool_results,
-                is_interrupted=message.is_interrupted,
-                created_at=now,
-            )
-            if queue_turn:
-                await Turn.create(
-                    using_db=conn,
-                    session_id=message.session_id,
-                    thread_id=message.thread_id,
-                    message_id=row.id,
-                    created_at=now,
-                    updated_at=now,
-                )
-            touch: dict[str, Any] = {"updated_at": now, "last_active_at": now}
-            if mark_processing:
-                touch["is_processing"] = True
-            if expires_at is not None:
-                touch["expires_at"] = expires_at
-            await (
-                Session.filter(id=message.session_id)
-                .using_db(conn)
-                .update(version=F("version") + 1, **touch)
-            )
-            session = await Session.get(id=message.session_id, using_db=conn)
-        return MESSAGES.from_model(row), SESSIONS.from_model(session)
+        if appended is None:
+            raise NotFound(f"thread {message.thread_id} not found")
+        return appended
 
     async def get_message(self, message_id: UUID) -> MessageRecord | None:
         row = await Message.get_or_none(id=message_id)
