@@ -95,6 +95,7 @@ class Runtime:
 
     async def __aenter__(self) -> Runtime:
         await self.apps.sync_to_database()
+        await self.sessions.start()
         await self.events.start()
         self.janitor.start()
         self.recovery.start()

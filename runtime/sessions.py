@@ -190,7 +190,14 @@ class SessionHost:
 
     def health(self) -> dict[str, int]:
         """What the metrics and the replica heartbeat read: how many sessions are cached."""
-        return {"cached_sessions": len(self._cache), "cached_messages": self._tail_messages}
+        return {
+            "cached_sessions": len(self._cache),
+            "cached_messages": self._tail_messages,
+            "sole_writer": int(self._coherence.alone()),
+        }
+
+    async def start(self) -> None:
+        await self._coherence.start()
 
     async def shutdown(self) -> None:
         self._cache.clear()

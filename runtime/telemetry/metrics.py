@@ -233,8 +233,16 @@ class RuntimeCollector(Collector):
             cached = GaugeMetricFamily(
                 "confab_cached_sessions", "Sessions held in this process's cache"
             )
-            cached.add_metric([], runtime.sessions.health()["cached_sessions"])
+            health = runtime.sessions.health()
+            cached.add_metric([], health["cached_sessions"])
             metrics.append(cached)
+            sole = GaugeMetricFamily(
+                "confab_sole_writer",
+                "1 while this replica is provably the only writer, so cached sessions are "
+                "answered without a Redis check",
+            )
+            sole.add_metric([], health["sole_writer"])
+            metrics.append(sole)
         except Exception as exc:  # a scrape never fails for one reading
             logger.warning("metrics: could not read the runtime: %s", type(exc).__name__)
         return metrics
