@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 PG_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/confab_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2")
+# A replica alone on its Redis (the reads' "lone" sides); the same database.
+LONE_REDIS_URL = os.environ.get("BENCH_LONE_REDIS_URL", "redis://127.0.0.1:6379/3")
 
 BENCH_APPS = """
 [apps.bench]

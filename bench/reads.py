@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
+import time
 import uuid
 from contextlib import ExitStack
 from pathlib import Path
@@ -42,6 +43,8 @@ TARGETS = {
     "graphql_over_best_node": 1.0,
     "graphql_over_strawberry": 2.0,
     "rest_over_best_node": 1.5,
+    "lone_graphql_over_best_node": 1.0,
+    "lone_rest_over_best_node": 1.5,
     "sqlite_graphql_over_postgres": 0.9,
     "sqlite_rest_over_postgres": 0.9,
 }
@@ -101,6 +104,17 @@ async def prepare(url: str, history: int, wallet_sessions: int) -> dict[str, str
     return {"chatty": chatty, "long": long_one, "wallet": wallet}
 
 
+async def until_alone(url: str, within: float = 30) -> None:
+    """Until the lone replica holds its sole lease (it takes one tick, or ten if an
+    earlier run's replica is still counted present)."""
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(base_url=url, timeout=5) as http:
+        while "confab_sole_writer 1.0" not in (await http.get("/metrics")).text:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} never became the sole writer on its Redis")
+            await asyncio.sleep(0.1)
+
+
 def graphql(query: str, **variables: Any) -> Request:
     body = json.dumps({"query": query, "variables": variables}).encode()
     return Request("POST", "/graphql", {"Content-Type": "application/json"}, body)
@@ -112,6 +126,7 @@ def get(path: str, **headers: str) -> Request:
 
 async def measure(
     confab: BenchServer,
+    lone: BenchServer,
     embedded: BenchServer,
     seconds: float,
     connections: int,
@@ -121,6 +136,7 @@ async def measure(
     ids = await prepare(confab.url, sizes["history"], sizes["wallet_sessions"])
     chatty, long_one = ids["chatty"], ids["long"]
     embedded_chatty = await chatty_session(embedded.url)
+    await until_alone(lone.url)
     async with httpx.AsyncClient(base_url=confab.url, timeout=30) as http:
         answer = await http.post("/graphql", json={"query": SNAPSHOT, "variables": {"id": chatty}})
     snapshot_file = Path(tempfile.mkdtemp()) / "snapshot.json"
@@ -131,6 +147,10 @@ async def measure(
         Side("confab graphql", confab.url, graphql(SNAPSHOT, id=chatty), confab.pid),
         Side("confab rest state", confab.url, get(state, **{"X-Session-Id": chatty}), confab.pid),
         Side("confab raw", confab.url, get(f"/bench/raw/snapshot?id={chatty}"), confab.pid),
+        # The same database, a Redis of its own: the only writer there, it answers
+        # cached sessions without a Redis check (runtime/coherence_sole.py).
+        Side("lone graphql", lone.url, graphql(SNAPSHOT, id=chatty), lone.pid),
+        Side("lone rest state", lone.url, get(state, **{"X-Session-Id": chatty}), lone.pid),
         Side("sqlite graphql", embedded.url, graphql(SNAPSHOT, id=embedded_chatty), embedded.pid),
         Side(
             "sqlite rest state",
@@ -153,6 +173,8 @@ async def measure(
         "graphql_over_best_node": ratio(summary, "confab graphql", best_node),
         "graphql_over_strawberry": ratio(summary, "confab graphql", "strawberry"),
         "rest_over_best_node": ratio(summary, "confab rest state", best_node),
+        "lone_graphql_over_best_node": ratio(summary, "lone graphql", best_node),
+        "lone_rest_over_best_node": ratio(summary, "lone rest state", best_node),
         "sqlite_graphql_over_postgres": ratio(summary, "sqlite graphql", "confab graphql"),
         "sqlite_rest_over_postgres": ratio(summary, "sqlite rest state", "confab rest state"),
     }

@@ -32,7 +32,7 @@ import time
 from typing import Any
 
 from bench import ack, cluster, fanout, interrupt, memory, observability, reads
-from bench.common import server, servers, write_result
+from bench.common import LONE_REDIS_URL, server, servers, write_result
 
 
 def verdict(ok: bool) -> str:
@@ -152,13 +152,18 @@ SCENARIOS = ("memory", "reads", "fanout", "ack", "interrupt", "cluster")
 
 
 async def measure(
-    args: argparse.Namespace, wanted: set[str], first: Any, second: Any, embedded: Any
+    args: argparse.Namespace,
+    wanted: set[str],
+    first: Any,
+    second: Any,
+    lone: Any,
+    embedded: Any,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {}
     if "reads" in wanted:
         sizes = {"history": args.history, "wallet_sessions": args.wallet_sessions}
         result["reads"] = await reads.measure(
-            first, embedded, args.seconds, args.connections, args.rounds, sizes
+            first, lone, embedded, args.seconds, args.connections, args.rounds, sizes
         )
     if wanted & {"fanout", "cluster"}:  # the cluster is compared with this run's figures
         result.update(
@@ -223,11 +228,13 @@ def main() -> None:
             "DATABASE_URL": f"sqlite://{tempfile.mkdtemp()}/bench.sqlite3",
             "CONFAB_EVENT_BUS": "memory://",
         }
+        baselines = {"CONFAB_BENCH_BASELINES": "true"}
         with (
-            servers({"CONFAB_BENCH_BASELINES": "true"}, 2) as (first, second),
+            servers(baselines, 2) as (first, second),
+            server({**baselines, "CONFAB_EVENT_BUS": LONE_REDIS_URL}) as lone,
             server(sqlite) as embedded,
         ):
-            result.update(asyncio.run(measure(args, wanted, first, second, embedded)))
+            result.update(asyncio.run(measure(args, wanted, first, second, lone, embedded)))
     if "observability" in wanted:
         result["observability"] = observability.measure(args)
     if "cluster" in wanted:
