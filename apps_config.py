@@ -32,6 +32,8 @@ APP_KEYS = (
     "provider_keys",
     "simulator",
     "limits",
+    "memory",
+    "keep_memories",
 )
 TOOLS_KEYS = ("enabled", "custom")
 # Model options every backend takes, and each backend's own (name: kind of value).
@@ -41,6 +43,8 @@ COMMON_MODEL_OPTIONS = {
     "system_prompt": "text",
     "turn_timeout": "seconds",
     "tool_timeout": "seconds",
+    "context_tokens": "count",
+    "context_tokens_by_model": "budgets",
 }
 BACKEND_OPTIONS = {
     "builtin": {"chunk_delay": "seconds"},
@@ -74,6 +78,8 @@ def _check_option(where: str, value: Any, kind: str) -> None:
         raise SettingsError(f"{where} must be a whole number >= 0")
     if kind == "text" and (not isinstance(value, str) or not value.strip()):
         raise SettingsError(f"{where} must be a non-empty string")
+    if kind == "budgets" and not isinstance(value, dict):
+        raise SettingsError(f"{where} must be a table of model names to token counts")
     if kind == "url" and (
         not isinstance(value, str) or not value.startswith(("http://", "https://"))
     ):
@@ -84,12 +90,21 @@ class SettingsError(ValueError):
     """A setting or the config file is invalid; the message names the culprit."""
 
 
+DEFAULT_CONTEXT_TOKENS = 8_192
+MIN_CONTEXT_TOKENS = 256
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     backend: str = "builtin"
     models: tuple[str, ...] = ("builtin",)
     system_prompt: str = "You are a helpful assistant."
     options: Mapping[str, Any] = field(default_factory=dict)
+
+    def context_tokens(self, model: str) -> int:
+        """The model's context budget: its own entry, else the app's, else 8,192."""
+        budgets: Mapping[str, int] = self.options.get("context_tokens_by_model", {})
+        return int(budgets.get(model, self.options.get("context_tokens", DEFAULT_CONTEXT_TOKENS)))
 
 
 @dataclass(frozen=True)
@@ -127,6 +142,11 @@ class AppConfig:
     # `module:function` that simulates transactions (POST /api/simulate); None: 501.
     simulator: str | None = None
     limits: RateLimits = field(default_factory=RateLimits)
+    # Wallet memory (runtime/memory.py): a wallet-bound session's finished turns leave
+    # a short memory for the wallet, and its new sessions start with them.
+    memory: bool = False
+    # Memories outlive the session they came from (by default they go with it).
+    keep_memories: bool = False
 
 
 def default_app() -> AppConfig:
@@ -190,6 +210,9 @@ def _parse_app(source: str, name: str, table: Any) -> AppConfig:
     for key, value in model_table.items():
         if options[key] not in ("text", "list") or key in ("api_key_env", "provider"):
             _check_option(f"{where}.model.{key}", value, options[key])
+        if key in ("context_tokens", "context_tokens_by_model"):
+            budgets = value if isinstance(value, dict) else {"": value}
+            _check_budgets(f"{where}.model.{key}", budgets)
     check_keys(f"{where}.tools", tools_table, TOOLS_KEYS)
     enabled = tools_table.get("enabled", BUILTIN_TOOL_NAMES)
     if not isinstance(enabled, list | tuple) or not all(isinstance(t, str) for t in enabled):
@@ -238,7 +261,18 @@ def _parse_app(source: str, name: str, table: Any) -> AppConfig:
         provider_keys=_flag(where, table, "provider_keys", True),
         simulator=simulator,
         limits=_limits(where, table.get("limits", {})),
+        memory=_flag(where, table, "memory", False),
+        keep_memories=_flag(where, table, "keep_memories", False),
     )
+
+
+def _check_budgets(where: str, budgets: Mapping[str, Any]) -> None:
+    for model, tokens in budgets.items():
+        if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < MIN_CONTEXT_TOKENS:
+            name = f"[{model!r}]" if model else ""
+            raise SettingsError(
+                f"{where}{name} must be a whole number of tokens >= {MIN_CONTEXT_TOKENS}"
+            )
 
 
 def _limits(where: str, table: Any) -> RateLimits:

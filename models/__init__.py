@@ -3,6 +3,7 @@
 from models.conversation import Message, Session, SystemEvent, Thread, Turn
 from models.credentials import ClientSecret, ProviderKey
 from models.documents import TrustedDocument
+from models.memory import ContextSummary, WalletMemory
 from models.operations import Replica
 from models.tenancy import ApiKey, App
 
@@ -12,6 +13,7 @@ MODEL_MODULES = [
     "models.documents",
     "models.credentials",
     "models.operations",
+    "models.memory",
 ]
 MIGRATIONS_MODULE = "models.migrations"
 
@@ -21,6 +23,7 @@ __all__ = [
     "ApiKey",
     "App",
     "ClientSecret",
+    "ContextSummary",
     "Message",
     "ProviderKey",
     "Replica",
@@ -29,4 +32,5 @@ __all__ = [
     "Thread",
     "TrustedDocument",
     "Turn",
+    "WalletMemory",
 ]

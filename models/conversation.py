@@ -123,6 +123,9 @@ class Turn(Model):
     # The streaming answer, checkpointed in bounded steps, and the id clients saw.
     reply_id = fields.UUIDField(null=True)
     partial_text = fields.TextField(default="")
+    # What went to the model for this turn's first call (runtime/turns/context.py).
+    prompt_messages = fields.IntField(default=0, db_default=0)
+    prompt_tokens = fields.IntField(default=0, db_default=0)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
 

@@ -65,6 +65,19 @@ class Mutation:
             raise NotFound(f"session {session_id} not found")
         return DeletePayload(id=strawberry.ID(str(session_id)))
 
+    @strawberry.mutation(description="Forget one memory of the caller's app; true once gone.")
+    async def forget_memory(self, info: Info, id: strawberry.ID) -> bool:
+        context = info.context
+        await context.runtime.memories.forget(context.caller, uuid_arg("id", id))
+        return True
+
+    @strawberry.mutation(
+        description="Forget every memory of a wallet in the caller's app; how many went."
+    )
+    async def forget_wallet(self, info: Info, public_key: str) -> int:
+        context = info.context
+        return await context.runtime.memories.forget_wallet(context.caller, public_key)
+
     @strawberry.mutation(description="Add a thread to a session.")
     async def create_thread(
         self,

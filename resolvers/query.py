@@ -10,6 +10,7 @@ from runtime.errors import NotFound
 from runtime.validation import uuid_arg
 from schema.context import Context
 from schema.cursors import parse_session_cursor
+from schema.memory_types import Memory
 from schema.pagination import message_window
 from schema.types import AppInfo, MessageConnection, Session, SessionConnection, Thread
 
@@ -73,6 +74,15 @@ class Query:
             context.caller, uuid_arg("threadId", thread_id), window
         )
         return MessageConnection.from_page(page)
+
+    @strawberry.field(
+        description="A wallet's memories in the caller's app, newest first (at most 200): "
+        "personal data the user may read and forget (docs/memory.md)."
+    )
+    async def wallet_memory(self, info: Info, public_key: str) -> list[Memory]:
+        context = info.context
+        found = await context.runtime.memories.list(context.caller, public_key)
+        return [Memory.from_record(record) for record in found]
 
     @strawberry.field(description="The apps this caller may use.")
     def apps(self, info: Info) -> list[AppInfo]:

@@ -223,6 +223,13 @@ class Conversations:
         clean = None if user_state is None else validation.json_object_arg("userState", user_state)
         return await self._update_and_announce(caller, session_id, {"user_state": clean})
 
+    async def update_state(self, session: SessionRecord, state: object) -> SessionRecord:
+        """The agent's state, written by a tool or backend during a turn (in the
+        session's own app); at most `JSON_OBJECT_MAX_BYTES`."""
+        clean = validation.json_object_arg("state", state)
+        own = Caller(app=session.app)
+        return await self._update_and_announce(own, session.id, {"state": clean})
+
     async def update_metadata(
         self, caller: Caller, session_id: UUID, metadata: object, *, merge: bool = False
     ) -> SessionRecord:

@@ -14,6 +14,7 @@ from runtime.announcer import Announcer
 from runtime.apps import AppRegistry
 from runtime.conversations import Conversations
 from runtime.janitor import Janitor
+from runtime.memory import WalletMemories
 from runtime.rate_limits import RateLimiter
 from runtime.recovery import Recovery
 from runtime.replicas import Heartbeat, Load
@@ -60,6 +61,7 @@ class Runtime:
         self.simulators = Simulators(settings.apps, settings.simulator_timeout)
         self.leases = shared.leases
         lease_seconds = settings.recovery_seconds / 3
+        self.memories = WalletMemories(self.store)
         self.turns = Turns(
             self.sessions,
             self.store,
@@ -70,6 +72,7 @@ class Runtime:
             self.leases,
             lease_seconds,
             self.limits,
+            self.memories,
             metrics=self.metrics,
         )
         self.recovery = Recovery(
@@ -116,6 +119,7 @@ class Runtime:
         await self.recovery.stop()
         await self.janitor.stop()
         await self.turns.shutdown()
+        await self.memories.settled()
         await self.agents.aclose()
         await self.events.stop()
         await self.leases.aclose()

@@ -63,6 +63,11 @@ async def export_session(store: SessionStore, record: SessionRecord) -> JSONObje
         "session": session_json(record),
         "threads": threads,
         "system_events": events,
+        # Personal data too: the wallet memories this session left (runtime/memory.py).
+        "memories": [
+            {"id": str(m.id), "content": m.content, "created_at": m.created_at.isoformat()}
+            for m in await store.session_memories(record.id)
+        ],
     }
 
 

@@ -132,6 +132,40 @@ class TurnRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class MemoryRecord:
+    """A wallet's memory of one finished turn, in one app."""
+
+    id: UUID
+    app: str
+    public_key: str
+    source_session_id: UUID
+    content: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryRecord:
+    """A thread's messages up to `up_to_seq`, summarized for the model's context."""
+
+    thread_id: UUID
+    up_to_seq: int
+    content: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TurnUsage:
+    """What went to the model for a turn's first call."""
+
+    id: int
+    message_id: UUID
+    status: TurnStatus
+    prompt_messages: int
+    prompt_tokens: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class SystemEventRecord:
     id: int
     session_id: UUID

@@ -16,6 +16,7 @@ from runtime.turns.streams import StreamingMessage
 from runtime.validation import page_size_arg
 from schema.cursors import message_cursor, session_cursor
 from schema.events import SystemEvent
+from schema.memory_types import ContextSummary, TurnUsage
 from schema.pagination import message_window
 
 if TYPE_CHECKING:
@@ -242,6 +243,23 @@ class Session:
         context.conversations.authorized(context.caller, self.record)
         streaming = context.runtime.turns.streaming(self.record.id)
         return None if streaming is None else Message.from_streaming(streaming)
+
+    @strawberry.field(
+        description="The running summary of the primary thread's earlier messages, which "
+        "the model sees in place of those that no longer fit its context; null until needed."
+    )
+    async def context_summary(self, info: strawberry.Info[Context, None]) -> ContextSummary | None:
+        context = info.context
+        context.conversations.authorized(context.caller, self.record)
+        found = await context.runtime.store.latest_summary(self.record.id)
+        return None if found is None else ContextSummary.from_record(found)
+
+    @strawberry.field(description="The newest turns, oldest first, with what each sent the model.")
+    async def turns(self, info: strawberry.Info[Context, None], last: int = 20) -> list[TurnUsage]:
+        context = info.context
+        context.conversations.authorized(context.caller, self.record)
+        found = await context.runtime.store.turn_usage(self.record.id, page_size_arg("last", last))
+        return [TurnUsage.from_record(usage) for usage in found]
 
     @strawberry.field(description="Notices, errors and inline calls, oldest first.")
     async def system_events(

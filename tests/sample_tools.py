@@ -78,3 +78,27 @@ async def use_secret(arguments: dict[str, Any], context: ToolContext) -> dict[st
         "length": len(token),
         "sha256": hashlib.sha256(token.encode()).hexdigest(),
     }
+
+
+@tool(
+    "note",
+    "Adds a note to the session's agent state (it persists across turns).",
+    {
+        "type": "object",
+        "properties": {"text": {"type": "string", "maxLength": 200}},
+        "required": ["text"],
+    },
+)
+async def note(arguments: dict[str, Any], context: ToolContext) -> dict[str, int]:
+    notes = [*context.state.get("notes", []), arguments["text"]]
+    await context.save_state({**context.state, "notes": notes})
+    return {"notes": len(notes)}
+
+
+@tool(
+    "hoard",
+    "Tries to keep more state than a session may hold.",
+    {"type": "object", "properties": {"bytes": {"type": "integer"}}, "required": ["bytes"]},
+)
+async def hoard(arguments: dict[str, Any], context: ToolContext) -> None:
+    await context.save_state({"blob": "x" * int(arguments["bytes"])})

@@ -8,6 +8,13 @@ commands at the start of a user message:
     /slow SECONDS text          stream the answer over SECONDS (to watch or interrupt)
     /fail text                  fail the turn with a model error
     /hang                       never answer (the turn's model timeout ends it)
+    /state {json}               replace the session's agent state (Session.state)
+    /context                    answer with what it was given: the system prompt
+                                (memories and summary included) and how many
+                                messages and tokens came with it
+
+Its summaries and memories are deterministic too: the first words of each message,
+and "User said: ..." of the exchange.
 """
 
 from __future__ import annotations
@@ -20,10 +27,15 @@ from typing import Any
 
 from runtime.agents.protocol import (
     INVALID_ARGUMENTS,
+    MEMORY_CHARS,
+    SUMMARY_CHARS,
+    ModelChunk,
     ModelError,
     ModelRequest,
+    StateUpdate,
     TextDelta,
     ToolCall,
+    estimate_tokens,
 )
 
 CHUNK_WORDS = 3
@@ -34,7 +46,7 @@ class BuiltinBackend:
     def __init__(self, chunk_delay: float = 0.0) -> None:
         self.chunk_delay = chunk_delay
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[TextDelta | ToolCall]:
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
         last = request.messages[-1] if request.messages else {"role": "user", "content": ""}
         if last["role"] == "tool":
             async for chunk in self._chunks(_summarize_tools(request.messages), 0.0):
@@ -51,6 +63,21 @@ class BuiltinBackend:
             raise ModelError(text.removeprefix("/fail").strip() or "the builtin model failed")
         if text.startswith("/hang"):
             await asyncio.Event().wait()
+        if text.startswith("/state"):
+            raw = text.removeprefix("/state").strip()
+            try:
+                state = json.loads(raw or "{}")
+            except json.JSONDecodeError:
+                state = raw  # refused as not an object, with a notice
+            yield StateUpdate(state)
+            async for chunk in self._chunks("Saving the state.", 0.0):
+                yield chunk
+            return
+        if text.startswith("/context"):
+            answer = _context(request.messages, json.dumps(request.state, sort_keys=True))
+            async for chunk in self._chunks(answer, 0.0):
+                yield chunk
+            return
         seconds = 0.0
         if text.startswith("/slow"):
             _, _, rest = text.partition(" ")
@@ -76,8 +103,36 @@ class BuiltinBackend:
     ) -> str:
         return heuristic_title(user_text)
 
+    async def summarize(
+        self,
+        model: str,
+        previous: str | None,
+        messages: list[dict[str, Any]],
+        api_key: str | None = None,
+    ) -> str:
+        parts = [previous] if previous else []
+        parts += [
+            f"{m['role']}: {' '.join(str(m.get('content') or '').split()[:8])}" for m in messages
+        ]
+        return "; ".join(parts)[-SUMMARY_CHARS:]
+
+    async def remember(
+        self, model: str, user_text: str, answer_text: str, api_key: str | None = None
+    ) -> str:
+        text = " ".join(user_text.split())
+        return "" if not text or text.startswith("/") else f"User said: {text}"[:MEMORY_CHARS]
+
+    def count_tokens(self, model: str, message: dict[str, Any]) -> int:
+        return estimate_tokens(message)
+
     async def aclose(self) -> None:
         return None
+
+
+def _context(messages: list[dict[str, Any]], state: str) -> str:
+    system = messages[0].get("content", "") if messages and messages[0]["role"] == "system" else ""
+    tokens = sum(estimate_tokens(m) for m in messages)
+    return f"Context: {system} [messages: {len(messages)}, tokens: {tokens}, state: {state}]"
 
 
 def heuristic_title(user_text: str) -> str:

@@ -25,10 +25,15 @@ import httpx
 
 from runtime.agents.protocol import (
     INVALID_ARGUMENTS,
+    MEMORY_CHARS,
+    MEMORY_PROMPT,
+    SUMMARY_CHARS,
+    SUMMARY_PROMPT,
     ModelError,
     ModelRequest,
     TextDelta,
     ToolCall,
+    estimate_tokens,
 )
 
 logger = logging.getLogger(__name__)
@@ -115,13 +120,49 @@ class OpenAIBackend:
     async def title(
         self, model: str, user_text: str, answer_text: str, api_key: str | None = None
     ) -> str:
+        exchange = [
+            {"role": "user", "content": user_text[:2000]},
+            {"role": "assistant", "content": answer_text[:2000]},
+        ]
+        text = await self._complete(model, TITLE_PROMPT, exchange, api_key, "title generation")
+        return text.strip("\"'").strip()[:200]
+
+    async def summarize(
+        self,
+        model: str,
+        previous: str | None,
+        messages: list[dict[str, Any]],
+        api_key: str | None = None,
+    ) -> str:
+        lines = [f"Summary so far: {previous}"] if previous else []
+        lines += [f"{m['role']}: {m.get('content') or ''}"[:2000] for m in messages]
+        conversation = [{"role": "user", "content": "\n".join(lines)}]
+        text = await self._complete(model, SUMMARY_PROMPT, conversation, api_key, "summary")
+        return text[:SUMMARY_CHARS]
+
+    async def remember(
+        self, model: str, user_text: str, answer_text: str, api_key: str | None = None
+    ) -> str:
+        said = f"User: {user_text[:2000]}\nAssistant: {answer_text[:2000]}"
+        exchange = [{"role": "user", "content": said}]
+        text = await self._complete(model, MEMORY_PROMPT, exchange, api_key, "memory")
+        return "" if text.upper().startswith("NOTHING") else text[:MEMORY_CHARS]
+
+    def count_tokens(self, model: str, message: dict[str, Any]) -> int:
+        return estimate_tokens(message)  # no tokenizer for an arbitrary OpenAI-wire model
+
+    async def _complete(
+        self,
+        model: str,
+        instruction: str,
+        messages: list[dict[str, Any]],
+        api_key: str | None,
+        what: str,
+    ) -> str:
+        """One non-streamed completion with `instruction` as its system prompt."""
         body = {
             "model": model,
-            "messages": [
-                {"role": "system", "content": TITLE_PROMPT},
-                {"role": "user", "content": user_text[:2000]},
-                {"role": "assistant", "content": answer_text[:2000]},
-            ],
+            "messages": [{"role": "system", "content": instruction}, *messages],
             "stream": False,
         }
         try:
@@ -131,8 +172,8 @@ class OpenAIBackend:
             response.raise_for_status()
             text = response.json()["choices"][0]["message"]["content"]
         except (httpx.HTTPError, KeyError, IndexError, ValueError) as exc:
-            raise ModelError(_redact(f"title generation failed: {exc}", api_key)) from None
-        return str(text).strip().strip("\"'").strip()[:200]
+            raise ModelError(_redact(f"{what} failed: {exc}", api_key)) from None
+        return str(text).strip()
 
 
 class _RetryingStream:

@@ -8,7 +8,7 @@ import asyncio
 import importlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -19,12 +19,21 @@ from runtime.records import SessionRecord
 logger = logging.getLogger(__name__)
 
 
+async def _no_state(state: dict[str, Any]) -> None:
+    raise ToolError("this tool runs without a session state")
+
+
 @dataclass(frozen=True, slots=True)
 class ToolContext:
-    """What a tool may know and do: the session (and its wallet), and report progress."""
+    """What a tool may know and do: the session (and its wallet), report progress, and
+    read and replace the session's agent state (a JSON object that persists across
+    turns and restarts, `Session.state`; saving announces `session_updated`, and one
+    over the size limit raises `ToolError`)."""
 
     session: SessionRecord
     report: Callable[[dict[str, Any]], Awaitable[None]]
+    state: dict[str, Any] = field(default_factory=dict)
+    save_state: Callable[[dict[str, Any]], Awaitable[None]] = _no_state
 
 
 ToolFunction = Callable[[dict[str, Any], ToolContext], Awaitable[Any]]

@@ -16,14 +16,17 @@ from uuid import UUID
 from runtime.records import (
     JSONObject,
     KeyInfo,
+    MemoryRecord,
     MessageRecord,
     Page,
     Role,
     SessionRecord,
+    SummaryRecord,
     SystemEventRecord,
     ThreadRecord,
     TurnRecord,
     TurnStatus,
+    TurnUsage,
 )
 
 
@@ -134,7 +137,41 @@ class AppKeyStore(Protocol):
         ...
 
 
-class SessionStore(AppKeyStore, Protocol):
+class MemoryStore(Protocol):
+    """Wallet memories and thread summaries (runtime/memory.py, runtime/turns/context.py)."""
+
+    async def add_memory(
+        self, app: str, public_key: str, session_id: UUID, content: str, *, cascade: bool
+    ) -> MemoryRecord:
+        """`cascade`: the memory goes when its session is deleted."""
+        ...
+
+    async def wallet_memories(self, app: str, public_key: str, limit: int) -> list[MemoryRecord]:
+        """Newest first."""
+        ...
+
+    async def session_memories(self, session_id: UUID) -> list[MemoryRecord]:
+        """Those that came from this session, oldest first."""
+        ...
+
+    async def delete_memory(self, app: str, memory_id: UUID) -> bool:
+        """Only a memory of this app; False if there is none."""
+        ...
+
+    async def delete_wallet_memories(self, app: str, public_key: str) -> int: ...
+
+    async def latest_summary(self, thread_id: UUID) -> SummaryRecord | None: ...
+
+    async def add_summary(
+        self, session_id: UUID, thread_id: UUID, up_to_seq: int, content: str
+    ) -> SummaryRecord: ...
+
+    async def turn_usage(self, session_id: UUID, limit: int) -> list[TurnUsage]:
+        """The newest `limit` turns, oldest first."""
+        ...
+
+
+class SessionStore(AppKeyStore, MemoryStore, Protocol):
     async def ping(self) -> None: ...
 
     async def get_session(self, session_id: UUID) -> SessionRecord | None: ...

@@ -132,6 +132,21 @@ class Metrics:
             ("tool", "outcome"),
             registry=registry,
         )
+        self.prompt_tokens = Histogram(
+            "confab_turn_prompt_tokens",
+            "Tokens a turn sent to the model (its first call: system prompt, memories, "
+            "summary, recent messages), by backend",
+            ("backend",),
+            buckets=(256, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072),
+            registry=registry,
+        )
+        self.prompt_messages = Histogram(
+            "confab_turn_prompt_messages",
+            "Messages a turn sent to the model (its first call), by backend",
+            ("backend",),
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+            registry=registry,
+        )
         self.tool_duration = Histogram(
             "confab_tool_run_duration_seconds",
             "One tool run, by tool",

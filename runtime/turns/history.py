@@ -7,15 +7,6 @@ from typing import Any
 
 from runtime.records import MessageRecord, Role
 
-HISTORY_WINDOW = 50
-
-
-def to_model_messages(system_prompt: str, history: list[MessageRecord]) -> list[dict[str, Any]]:
-    messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt}]
-    for record in _drop_orphan_tool_results(history):
-        messages += model_messages(record)
-    return messages
-
 
 def model_messages(record: MessageRecord) -> list[dict[str, Any]]:
     """One stored message as the model reads it: the only place that knows the
@@ -51,10 +42,15 @@ def model_messages(record: MessageRecord) -> list[dict[str, Any]]:
     return [{"role": record.role.value, "content": record.content}]
 
 
-def _drop_orphan_tool_results(history: list[MessageRecord]) -> list[MessageRecord]:
-    """A history window may start inside a tool exchange; models reject tool results
-    whose call is not in view, so leading tool messages are dropped."""
-    start = 0
-    while start < len(history) and history[start].role is Role.TOOL:
-        start += 1
-    return history[start:]
+def context_for(question: MessageRecord, history: list[MessageRecord]) -> list[MessageRecord]:
+    """What the model sees for this turn: earlier history (answers included), then
+    the question itself, never the questions queued after it. With queued turns,
+    stored order is Q1 Q2 Q3 A1 ...; the second turn must see Q1 A1 Q2. An interrupted
+    answer stored after the question is this turn's own attempt that a crash cut
+    short (an interrupt by the user clears the queue): it is left out of the retry."""
+    earlier = [
+        m
+        for m in history
+        if not (m.seq >= question.seq and (m.role is Role.USER or m.is_interrupted))
+    ]
+    return [*earlier, question]

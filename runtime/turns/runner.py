@@ -26,26 +26,28 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
-from runtime.agents.protocol import ModelError, ModelRequest, TextDelta, ToolCall
+from runtime.agents.protocol import ModelError, ModelRequest, StateUpdate, TextDelta, ToolCall
 from runtime.agents.registry import Agents, AppAgent
-from runtime.agents.tools import ToolContext, ToolOutcome, run_tool
+from runtime.agents.tools import ToolContext, ToolError, ToolOutcome, run_tool
 from runtime.announcer import Announcer
 from runtime.conversations import Conversations
-from runtime.errors import is_unavailable
+from runtime.errors import InvalidInput, is_unavailable
 from runtime.events.envelope import (
     MESSAGE_DELTA,
     SYSTEM_NOTICE,
     TOOL_COMPLETE,
     TOOL_UPDATE,
 )
+from runtime.memory import WalletMemories
 from runtime.notices import post_notice
-from runtime.records import MessageRecord, Role, SessionRecord, TurnStatus
+from runtime.records import JSONObject, MessageRecord, Role, SessionRecord, TurnStatus
 from runtime.sessions import SessionHost
-from runtime.store import MessageWindow, NewMessage, SessionStore
+from runtime.store import NewMessage, SessionStore
 from runtime.telemetry import tracing
 from runtime.telemetry.metrics import Metrics
 from runtime.turns.checkpoint import Checkpoint, keep_partial
-from runtime.turns.history import HISTORY_WINDOW, model_messages, to_model_messages
+from runtime.turns.context import ContextBuilder
+from runtime.turns.history import model_messages
 from runtime.turns.streams import StreamingMessage, Streams
 from runtime.vault import Resolved
 from runtime.vault.handles import names_in
@@ -74,9 +76,12 @@ class TurnRunner:
         announcer: Announcer,
         streams: Streams,
         conversations: Conversations,
+        memories: WalletMemories,
         metrics: Metrics | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
+        self._memories = memories
+        self._context = ContextBuilder(store, memories)
         self._host = host
         self._store = store
         self._agents = agents
@@ -102,14 +107,16 @@ class TurnRunner:
     ) -> TurnStatus:
         agent = self._agents.for_app(turn.app)
         model = session.model or agent.default_model
-        history = await self._store.list_messages(
-            turn.thread_id, MessageWindow(limit=HISTORY_WINDOW, from_end=True)
-        )
-        messages = to_model_messages(
-            agent.config.model.system_prompt, context_for(turn.question, history.items)
-        )
         specs = [t.spec for t in agent.tools.values()]
         api_key = await self._agents.client_key(session.app, session.client_id)
+        prompt = await self._context.build(agent, session, turn.question, model, api_key)
+        messages = prompt.messages
+        await self._store.update_turn(
+            turn.id, {"prompt_messages": len(messages), "prompt_tokens": prompt.tokens}
+        )
+        backend = agent.config.model.backend
+        self._metrics.prompt_messages.labels(backend).observe(len(messages))
+        self._metrics.prompt_tokens.labels(backend).observe(prompt.tokens)
         for _ in range(MAX_TOOL_ROUNDS):
             streaming = self._streams.start(turn.session_id, turn.thread_id)
             try:
@@ -118,7 +125,7 @@ class TurnRunner:
                     session,
                     streaming,
                     checkpoint,
-                    ModelRequest(model, messages, specs, api_key=api_key),
+                    ModelRequest(model, messages, specs, api_key=api_key, state=session.state),
                 )
             except (ModelError, TimeoutError) as exc:
                 await self._fail(session, streaming, exc, agent)
@@ -142,6 +149,8 @@ class TurnRunner:
                         id=streaming.id,
                     ),
                 )
+                exchange = (turn.question.content, streaming.text)
+                self._memories.remember_later(agent, session, model, exchange, api_key)
                 return TurnStatus.DONE
             # From here on the turn has effects beyond text: never re-run after a crash.
             await checkpoint.close()
@@ -211,6 +220,8 @@ class TurnRunner:
                             "delta": chunk.text,
                         },
                     )
+                elif isinstance(chunk, StateUpdate):
+                    await self._save_state(session, chunk.state)
                 else:
                     calls.append(chunk)
 
@@ -294,7 +305,13 @@ class TurnRunner:
                         found,
                         call.name,
                         secrets.fill(call.arguments),
-                        ToolContext(session=session, report=report),
+                        ToolContext(
+                            session=session,
+                            report=report,
+                            # As now (an earlier tool of this turn may have saved it).
+                            state=dict((await self._host.get(session.id) or session).state),
+                            save_state=lambda state: self._tool_state(session, state),
+                        ),
                         agent.tool_timeout,
                         redact=secrets.redact_text if secrets else None,
                     ),
@@ -316,6 +333,12 @@ class TurnRunner:
         await self._announcer.publish(session, TOOL_COMPLETE, {**base, "result": result})
         return outcome
 
+    async def _tool_state(self, session: SessionRecord, state: JSONObject) -> None:
+        try:
+            await self._conversations.update_state(session, state)
+        except InvalidInput as exc:
+            raise ToolError(f"state not saved: {exc}") from None
+
     async def _secrets_for(self, session: SessionRecord, arguments: dict[str, Any]) -> Resolved:
         """The values of the session's client's secrets that the arguments' handles
         name (none without a vault, a client or handles)."""
@@ -325,6 +348,13 @@ class TurnRunner:
             return Resolved()
         values = await vault.secrets.resolve(session.app, session.client_id, names)
         return Resolved(values)
+
+    async def _save_state(self, session: SessionRecord, state: JSONObject) -> None:
+        """The backend's write of the session's agent state; refused, a notice."""
+        try:
+            await self._conversations.update_state(session, state)
+        except InvalidInput as exc:
+            await self._note(session, "error", f"The assistant's state was not saved: {exc}")
 
     async def _add(self, session: SessionRecord, message: NewMessage) -> MessageRecord:
         stored, _ = await self._conversations.append(session, message)
@@ -364,17 +394,3 @@ def redacted(secrets: Resolved, outcome: ToolOutcome) -> ToolOutcome:
     if outcome.error is not None:
         return ToolOutcome(error=secrets.redact_text(outcome.error))
     return ToolOutcome(result=secrets.redact(outcome.result))
-
-
-def context_for(question: MessageRecord, history: list[MessageRecord]) -> list[MessageRecord]:
-    """What the model sees for this turn: earlier history (answers included), then
-    the question itself, never the questions queued after it. With queued turns,
-    stored order is Q1 Q2 Q3 A1 ...; the second turn must see Q1 A1 Q2. An interrupted
-    answer stored after the question is this turn's own attempt that a crash cut
-    short (an interrupt by the user clears the queue): it is left out of the retry."""
-    earlier = [
-        m
-        for m in history
-        if not (m.seq >= question.seq and (m.role is Role.USER or m.is_interrupted))
-    ]
-    return [*earlier, question]

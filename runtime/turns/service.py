@@ -14,6 +14,7 @@ from runtime.conversations import Conversations
 from runtime.errors import InvalidInput, NotFound, RateLimited
 from runtime.events.envelope import INTERRUPT_REQUESTED, PROCESSING_CHANGED
 from runtime.leases import Leases
+from runtime.memory import WalletMemories
 from runtime.rate_limits import RateLimiter
 from runtime.records import JSONObject, Role, SessionRecord
 from runtime.sessions import SessionHost
@@ -61,6 +62,7 @@ class Turns:
         leases: Leases,
         lease_seconds: float,
         limits: RateLimiter,
+        memories: WalletMemories,
         metrics: Metrics | None = None,
     ) -> None:
         self._host = host
@@ -72,7 +74,9 @@ class Turns:
         self._agents = agents
         self.streams = Streams()
         metrics = metrics or Metrics()
-        runner = TurnRunner(host, store, agents, announcer, self.streams, conversations, metrics)
+        runner = TurnRunner(
+            host, store, agents, announcer, self.streams, conversations, memories, metrics
+        )
         titler = Titler(host, store, agents, announcer)
         self._scheduler = TurnScheduler(
             host,
