@@ -23,8 +23,8 @@ from runtime import keys
 from server import create_app
 from settings import AppConfig, ModelConfig, Settings
 from tests.conftest import new_id, started
+from tests.fake_openai import FakeOpenAI, Handler, text
 from tests.rest_client import assert_error, chat_and_wait, create_session, headers, ok
-from tests.test_openai_backend import FakeOpenAI, Handler, text
 from tests.vault_support import assert_absent, eventually, sql_dump, vault_settings
 
 CLIENT_KEY = "sk-client-Qm7vYz2LkP9wR4tX8nB1"
