@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 import strawberry
@@ -88,6 +89,7 @@ class State:
     primary_thread_id: str = ""
     oldest_cursor: str | None = None  # the newest message's cursor (OlderMessages' before)
     first_session_cursor: str | None = None  # WalletSessions' first cursor
+    memory_id: str = ""  # one memory of the wallet (ForgetMemory's)
 
 
 @dataclass
@@ -166,6 +168,10 @@ class Harness:
             "query($k: String!) { sessions(publicKey: $k) { edges { cursor } } }", k=state.wallet
         )
         state.first_session_cursor = sessions["sessions"]["edges"][0]["cursor"]
+        memory = await self.contexts["alpha"].runtime.store.add_memory(
+            "alpha", state.wallet, UUID(state.session_id), "likes tea", cascade=True
+        )
+        state.memory_id = str(memory.id)
         return state
 
     async def _until_idle(self, session_id: str) -> None:
@@ -331,6 +337,8 @@ READS = [
     ),
     Run("OlderMessages", lambda s: {"threadId": s.side_thread_id}, "empty thread"),
     Run("AppsAndModels", lambda s: {}),
+    Run("WalletMemory", lambda s: {"publicKey": s.wallet}),
+    Run("SessionContext", lambda s: {"id": s.session_id}),
 ]
 
 MUTATIONS = [
@@ -360,6 +368,8 @@ MUTATIONS = [
     Run("CreateThread", lambda s: {"sessionId": s.session_id, "title": "another"}),
     Run("RenameThread", lambda s: {"id": s.side_thread_id, "title": "renamed"}),
     Run("DeleteThread", lambda s: {"id": s.side_thread_id}),
+    Run("ForgetMemory", lambda s: {"id": s.memory_id}),
+    Run("ForgetWallet", lambda s: {"publicKey": s.wallet}),
 ]
 
 
@@ -478,6 +488,9 @@ FAILURES = [
     _named("DeleteSession", lambda s: {"id": new_id()}, "NOT_FOUND"),
     _named("RenameThread", lambda s: {"id": new_id(), "title": "t"}, "NOT_FOUND"),
     _named("ArchiveSession", lambda s: {"id": new_id()}, "NOT_FOUND"),
+    _named("WalletMemory", lambda s: {"publicKey": "nope"}, "INVALID_INPUT"),
+    _named("ForgetMemory", lambda s: {"id": new_id()}, "NOT_FOUND"),
+    _named("ForgetWallet", lambda s: {"publicKey": new_wallet()}, "NOT_FOUND"),
     _named("Session", lambda s: {"id": s.session_id}, "FORBIDDEN", context="forbidden"),
     _named("AppsAndModels", lambda s: {}, "FORBIDDEN", context="forbidden"),
     _named("Session", lambda s: {"id": s.session_id}, "UNAUTHENTICATED", context="no key"),
