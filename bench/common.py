@@ -35,6 +35,7 @@ BENCH_APPS = """
 [apps.bench]
 display_name = "Bench"
 queue_limit = 100000
+memory = true
 [apps.bench.model]
 chunk_delay = 0
 """

@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 REPLY_SHARE = 4  # 1/4 of the budget is left for the answer
 MEMORY_SHARE = 8  # memories take at most 1/8 of it
 PAGE = 200
-MAX_PASSES = 4
+MAX_PASSES = 5
 
 Count = Callable[[dict[str, Any]], int]
 
@@ -84,14 +84,21 @@ class ContextBuilder:
             budget // MEMORY_SHARE,
             lambda text: count({"role": "system", "content": text}),
         )
-        summary = await self._store.latest_summary(question.thread_id)
         units = _units(await self._recent(question, room, count), question, count)
+        summary: SummaryRecord | None = None
+        looked = False  # for the stored summary: only once something does not fit
         for _ in range(MAX_PASSES):
             system = _system(agent.config.model.system_prompt, memories, summary)
             kept = _fit(units, room - count(system))
             covered = summary.up_to_seq if summary else 0
             if kept[0].first_seq - 1 <= covered:
                 break
+            if not looked:
+                looked = True
+                summary = await self._store.latest_summary(question.thread_id)
+                if summary is not None:
+                    units = [u for u in units if u.first_seq > summary.up_to_seq]
+                    continue
             # Older messages would be lost: summarize up to where the window is half.
             half = _fit(kept, (room - count(system)) // 2)
             extended = await self._summarize(
