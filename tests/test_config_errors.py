@@ -58,6 +58,21 @@ CASES = {
         {},
         "apps.shop.limits.requests_per_minute must be",
     ),
+    "bad-context-budget": (
+        "[apps.shop.model]\ncontext_tokens = 100\n",
+        {},
+        "apps.shop.model.context_tokens must be a whole number of tokens >= 256",
+    ),
+    "bad-context-budget-per-model": (
+        '[apps.shop.model]\ncontext_tokens_by_model = {"builtin" = "big"}\n',
+        {},
+        "apps.shop.model.context_tokens_by_model['builtin'] must be a whole number of tokens",
+    ),
+    "bad-memory-flag": (
+        '[apps.shop]\nmemory = "yes"\n',
+        {},
+        "apps.shop.memory must be true or false",
+    ),
     "bad-ttl-type": (
         '[apps.shop]\nsession_ttl = "a day"\n',
         {},

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -16,8 +17,9 @@ import pytest
 from apps_config import AppConfig, ModelConfig
 from runtime.agents.protocol import SUMMARY_PROMPT, estimate_tokens
 from runtime.core import Runtime
-from runtime.records import Role
+from runtime.records import MessageRecord, Role
 from runtime.store import NewMessage
+from runtime.turns.context import _fit, _units
 from settings import Settings
 from tests.conftest import GraphQLClient, new_id, serving
 from tests.fake_openai import FakeOpenAI, text
@@ -169,3 +171,44 @@ async def test_a_long_session_fits_the_budget_with_its_summary(
     assert turns[-1]["promptTokens"] == sum(estimate_tokens(m) for m in latest)
     scraped = (await http.get("/metrics")).text
     assert 'confab_turn_prompt_tokens_count{backend="openai"} 3.0' in scraped
+
+
+def test_a_window_edge_inside_a_tool_exchange_leaves_the_exchange_out() -> None:
+    """`_fit` keeps whole units: an assistant message with parallel calls and both
+    results is one unit, dropped whole when it does not fit; a result whose call is
+    out of view is never a unit of its own."""
+    thread = uuid4()
+
+    def record(seq: int, role: Role, **fields: Any) -> MessageRecord:
+        return MessageRecord(
+            id=uuid4(),
+            session_id=thread,
+            thread_id=thread,
+            seq=seq,
+            role=role,
+            content=fields.pop("content", f"m{seq}"),
+            tool_calls=fields.pop("tool_calls", None),
+            tool_results=fields.pop("tool_results", None),
+            is_interrupted=False,
+            created_at=datetime.now(UTC),
+        )
+
+    calls = [{"call_id": f"c{i}", "tool_name": "t", "arguments": {}} for i in range(2)]
+    history = [
+        record(1, Role.TOOL, tool_results=[{"call_id": "gone", "tool_name": "t"}]),
+        record(2, Role.USER),
+        record(3, Role.ASSISTANT, content="", tool_calls=calls),
+        record(4, Role.TOOL, content="r0", tool_results=[{"call_id": "c0", "tool_name": "t"}]),
+        record(5, Role.TOOL, content="r1", tool_results=[{"call_id": "c1", "tool_name": "t"}]),
+        record(6, Role.ASSISTANT, content="done"),
+        record(7, Role.USER, content="next?"),
+    ]
+    units = _units(history, history[-1], estimate_tokens)
+    assert [[r.seq for r in unit.records] for unit in units] == [[2], [3, 4, 5], [6], [7]]
+    exchange = units[1].tokens
+    newest = units[2].tokens + units[3].tokens
+    # Room for the two newest and most, not all, of the exchange: it goes whole.
+    assert [u.first_seq for u in _fit(units, newest + exchange - 1)] == [6, 7]
+    assert [u.first_seq for u in _fit(units, newest + exchange)] == [3, 6, 7]
+    # The question is kept even when nothing fits.
+    assert [u.first_seq for u in _fit(units, 0)] == [7]
