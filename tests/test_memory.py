@@ -173,6 +173,14 @@ async def test_tools_and_the_backend_keep_agent_state_across_turns(clients: Clie
     assert '"notes": ["first", "second"]' in answer  # the backend reads it
     await clients.turn("default", session_id, '/state {"step": 3}', None)
     assert (await gql.data(READ, s=session_id))["session"]["state"] == {"step": 3}
+    # Each saved change was announced to live UIs (the session's event log).
+    log = await clients.runtime.events.read_log(UUID(session_id), 0)
+    changes = [e.data["changes"] for e in log.events if e.type == "session_updated"]
+    assert [c["state"] for c in changes if "state" in c] == [
+        {"notes": ["first"]},
+        {"notes": ["first", "second"]},
+        {"step": 3},
+    ]
     turns = (await gql.data(READ, s=session_id))["session"]["turns"]
     assert [t["status"] for t in turns] == ["done"] * 4
     assert all(t["promptMessages"] >= 2 and t["promptTokens"] > 0 for t in turns)
@@ -196,3 +204,6 @@ async def test_a_state_over_the_limit_is_refused_and_nothing_changes(clients: Cl
     assert session["state"] == {"step": 1}
     notices = [e["payload"] for e in session["systemEvents"] if e["kind"] == "error"]
     assert any("state was not saved" in str(n) for n in notices), session["systemEvents"]
+    log = await clients.runtime.events.read_log(UUID(session_id), 0)
+    states = [e.data["changes"].get("state") for e in log.events if e.type == "session_updated"]
+    assert [state for state in states if state is not None] == [{"step": 1}]
