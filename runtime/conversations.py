@@ -34,9 +34,11 @@ from runtime.records import (
     Page,
     Role,
     SessionRecord,
+    SummaryRecord,
     SystemEventRecord,
     ThreadRecord,
     TitleSource,
+    TurnUsage,
 )
 from runtime.sessions import SessionHost
 from runtime.store import MessageWindow, NewMessage, SessionQuery, SessionStore
@@ -229,6 +231,15 @@ class Conversations:
         clean = validation.json_object_arg("state", state)
         own = Caller(app=session.app)
         return await self._update_and_announce(own, session.id, {"state": clean})
+
+    async def context_summary(self, caller: Caller, record: SessionRecord) -> SummaryRecord | None:
+        """The running summary of the session's primary thread (its id is the session's)."""
+        access.authorized(caller, record)
+        return await self._store.latest_summary(record.id)
+
+    async def turn_usage(self, caller: Caller, record: SessionRecord, last: int) -> list[TurnUsage]:
+        access.authorized(caller, record)
+        return await self._store.turn_usage(record.id, validation.page_size_arg("last", last))
 
     async def update_metadata(
         self, caller: Caller, session_id: UUID, metadata: object, *, merge: bool = False

@@ -250,15 +250,13 @@ class Session:
     )
     async def context_summary(self, info: strawberry.Info[Context, None]) -> ContextSummary | None:
         context = info.context
-        context.conversations.authorized(context.caller, self.record)
-        found = await context.runtime.store.latest_summary(self.record.id)
+        found = await context.conversations.context_summary(context.caller, self.record)
         return None if found is None else ContextSummary.from_record(found)
 
     @strawberry.field(description="The newest turns, oldest first, with what each sent the model.")
     async def turns(self, info: strawberry.Info[Context, None], last: int = 20) -> list[TurnUsage]:
         context = info.context
-        context.conversations.authorized(context.caller, self.record)
-        found = await context.runtime.store.turn_usage(self.record.id, page_size_arg("last", last))
+        found = await context.conversations.turn_usage(context.caller, self.record, last)
         return [TurnUsage.from_record(usage) for usage in found]
 
     @strawberry.field(description="Notices, errors and inline calls, oldest first.")
