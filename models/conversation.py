@@ -28,6 +28,8 @@ class Session(Model):
     model = fields.CharField(max_length=128, null=True)
     is_archived = fields.BooleanField(default=False)
     is_processing = fields.BooleanField(default=False)
+    # Pinned sessions never expire by TTL and are listed first.
+    is_pinned = fields.BooleanField(default=False, db_default=False)
     # Bumped on every write; replicas compare it to decide whether a cached copy is stale.
     version = fields.BigIntField(default=1)
     # Id of the last system event a REST snapshot has shown (the legacy read cursor).
@@ -43,8 +45,9 @@ class Session(Model):
     class Meta:
         table = "sessions"
         indexes = (
-            Index(fields=("app_id", "public_key", "last_active_at")),
-            Index(fields=("app_id", "last_active_at")),
+            # In list order: pinned first, then the most recently active.
+            Index(fields=("app_id", "public_key", "is_pinned", "last_active_at")),
+            Index(fields=("app_id", "is_pinned", "last_active_at")),
             Index(fields=("expires_at",)),
         )
 

@@ -57,6 +57,20 @@ class Mutation:
         record = await context.conversations.set_archived(context.caller, uuid_arg("id", id), False)
         return Session.from_record(record)
 
+    @strawberry.mutation(
+        description="Pin a session: it never expires by TTL and is listed before the others."
+    )
+    async def pin_session(self, info: Info, id: strawberry.ID) -> Session:
+        context = info.context
+        record = await context.conversations.set_pinned(context.caller, uuid_arg("id", id), True)
+        return Session.from_record(record)
+
+    @strawberry.mutation(description="Unpin a session: its TTL starts again from now.")
+    async def unpin_session(self, info: Info, id: strawberry.ID) -> Session:
+        context = info.context
+        record = await context.conversations.set_pinned(context.caller, uuid_arg("id", id), False)
+        return Session.from_record(record)
+
     @strawberry.mutation(description="Delete a session with its threads and messages.")
     async def delete_session(self, info: Info, id: strawberry.ID) -> DeletePayload:
         context = info.context

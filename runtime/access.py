@@ -19,7 +19,8 @@ from settings import DEFAULT_APP
 
 
 def expired(record: SessionRecord, now: datetime) -> bool:
-    return record.expires_at is not None and record.expires_at <= now
+    """Past its TTL; a pinned session never is."""
+    return not record.is_pinned and record.expires_at is not None and record.expires_at <= now
 
 
 def visible(caller: Caller, record: SessionRecord | None) -> SessionRecord | None:

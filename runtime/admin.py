@@ -53,7 +53,7 @@ class Admin:
     ) -> AsyncIterator[SessionRecord]:
         """Matching sessions, most recently active first; all of them without `limit`."""
         apps = where.apps or tuple(await self._runtime.store.app_names())
-        after: tuple[datetime, UUID] | None = None
+        after: tuple[bool, datetime, UUID] | None = None
         given = 0
         while limit is None or given < limit:
             page = await self._runtime.store.list_sessions(
@@ -71,7 +71,8 @@ class Admin:
             given += len(page.items)
             if not page.has_next or not page.items:
                 return
-            after = (page.items[-1].last_active_at, page.items[-1].id)
+            last = page.items[-1]
+            after = (last.is_pinned, last.last_active_at, last.id)
 
     async def session(self, session_id: UUID) -> SessionRecord:
         record = await self._runtime.store.get_session(session_id)

@@ -251,6 +251,10 @@ class Conversations:
             clean = validation.json_object_arg("metadata", combined)
             return await self._update_and_announce(caller, session_id, {"metadata": clean})
 
+    async def set_pinned(self, caller: Caller, session_id: UUID, pinned: bool) -> SessionRecord:
+        """Pinned: never expires by TTL and is listed first; unpinned: its TTL restarts."""
+        return await self._update_and_announce(caller, session_id, {"is_pinned": pinned})
+
     async def delete_session(self, caller: Caller, session_id: UUID) -> bool:
         """Delete the caller's session; False if there was none to delete (another
         app's raises `NotFound`, the transport's answer for it)."""
@@ -271,7 +275,7 @@ class Conversations:
         public_key: str | None = None,
         archived: bool | None = None,
         limit: int = 50,
-        after: tuple[datetime, UUID] | None = None,
+        after: tuple[bool, datetime, UUID] | None = None,
         apps: tuple[str, ...] | None = None,
     ) -> Page[SessionRecord]:
         """The caller's app's sessions; `apps` widens a keyless listing by wallet to
@@ -393,7 +397,7 @@ class Conversations:
         stored, updated = await self._store.append_message(
             message,
             mark_processing=mark_processing,
-            expires_at=self._expiry(session.app, utc_now()),
+            expires_at=None if session.is_pinned else self._expiry(session.app, utc_now()),
             queue_turn=queue_turn,
         )
         await self._host.refresh(updated, appended=stored)
@@ -475,11 +479,14 @@ class Conversations:
     async def _update(
         self, caller: Caller, session_id: UUID, fields: Mapping[str, Any]
     ) -> SessionRecord:
-        await self.get_session(caller, session_id)
+        current = await self.get_session(caller, session_id)
         changes = {**fields, "last_active_at": utc_now()}
-        expiry = self._expiry(caller.app, changes["last_active_at"])
-        if expiry is not None:
-            changes["expires_at"] = expiry
+        if fields.get("is_pinned", current.is_pinned):
+            changes["expires_at"] = None  # pinned: no TTL
+        else:  # an unpinned one's TTL starts again from now
+            expiry = self._expiry(caller.app, changes["last_active_at"])
+            if expiry is not None:
+                changes["expires_at"] = expiry
         record = await self._host.update(session_id, changes)
         if record is None:
             raise NotFound(f"session {session_id} not found")

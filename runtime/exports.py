@@ -31,6 +31,7 @@ def session_json(record: SessionRecord) -> JSONObject:
         "metadata": record.metadata,
         "model": record.model,
         "is_archived": record.is_archived,
+        "is_pinned": record.is_pinned,
         "is_processing": record.is_processing,
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),

@@ -55,6 +55,8 @@ class SessionRecord:
     legacy_id: str | None = None
     # The legacy client whose secrets and provider keys the session's turns use.
     client_id: str | None = None
+    # Pinned: never expires by TTL, listed before the others (runtime/access.py).
+    is_pinned: bool = False
 
     @property
     def public_id(self) -> str:

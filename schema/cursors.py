@@ -26,14 +26,17 @@ def _decode(field: str, cursor: str, kind: str) -> str:
 
 
 def session_cursor(record: SessionRecord) -> str:
-    return _encode(f"s:{record.last_active_at.isoformat()}|{record.id}")
+    pinned = "p|" if record.is_pinned else ""
+    return _encode(f"s:{pinned}{record.last_active_at.isoformat()}|{record.id}")
 
 
-def parse_session_cursor(field: str, cursor: str) -> tuple[datetime, UUID]:
+def parse_session_cursor(field: str, cursor: str) -> tuple[bool, datetime, UUID]:
+    """(pinned, last active, id); a cursor without the pin mark is of an unpinned one."""
     rest = _decode(field, cursor, "s")
+    pinned = rest.startswith("p|")
     try:
-        stamp, _, session_id = rest.partition("|")
-        return datetime.fromisoformat(stamp), UUID(session_id)
+        stamp, _, session_id = rest.removeprefix("p|").partition("|")
+        return pinned, datetime.fromisoformat(stamp), UUID(session_id)
     except ValueError:
         raise InvalidInput(field, "is not a cursor this API issued") from None
 

@@ -65,6 +65,7 @@ PURE_FIELDS: dict[str, frozenset[str]] = {
             "metadata",
             "model",
             "isArchived",
+            "isPinned",
             "isProcessing",
             "version",
             "createdAt",

@@ -192,6 +192,9 @@ class Session:
     metadata: JSON
     model: str | None
     is_archived: bool
+    is_pinned: bool = strawberry.field(
+        description="Never expires by TTL; listed before unpinned sessions."
+    )
     is_processing: bool
     version: int
     created_at: datetime
@@ -219,6 +222,7 @@ class Session:
             metadata=JSON(record.metadata),
             model=record.model,
             is_archived=record.is_archived,
+            is_pinned=record.is_pinned,
             is_processing=record.is_processing,
             version=record.version,
             created_at=record.created_at,

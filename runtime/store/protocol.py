@@ -36,8 +36,9 @@ class SessionQuery:
     public_key: str | None = None
     archived: bool | None = None
     limit: int = 50
-    # Keyset cursor: sessions strictly older in (last_active_at, id) order.
-    after: tuple[datetime, UUID] | None = None
+    # Keyset cursor: sessions strictly after this (is_pinned, last_active_at, id) in
+    # list order (pinned first, then the most recently active).
+    after: tuple[bool, datetime, UUID] | None = None
     # Only sessions last active before this time (operators' clean-ups).
     active_before: datetime | None = None
 

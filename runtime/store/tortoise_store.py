@@ -129,11 +129,11 @@ class TortoiseStore(TortoiseAppKeys, TortoiseMemories):
         if query.active_before is not None:
             rows = rows.filter(last_active_at__lt=query.active_before)
         if query.after is not None:
-            active, last_id = query.after
-            rows = rows.filter(
-                Q(last_active_at__lt=active) | Q(last_active_at=active, id__lt=last_id)
-            )
-        found = await rows.order_by("-last_active_at", "-id").limit(query.limit + 1)
+            pinned, active, last_id = query.after
+            older = Q(last_active_at__lt=active) | Q(last_active_at=active, id__lt=last_id)
+            same = Q(older, is_pinned=pinned)
+            rows = rows.filter(Q(same, Q(is_pinned=False), join_type="OR") if pinned else same)
+        found = await rows.order_by("-is_pinned", "-last_active_at", "-id").limit(query.limit + 1)
         return Page(
             items=[SESSIONS.from_model(row) for row in found[: query.limit]],
             has_next=len(found) > query.limit,
@@ -223,7 +223,7 @@ class TortoiseStore(TortoiseAppKeys, TortoiseMemories):
 
     async def expired_session_ids(self, now: datetime, limit: int) -> list[UUID]:
         rows = (
-            await Session.filter(expires_at__lte=now)
+            await Session.filter(expires_at__lte=now, is_pinned=False)
             .order_by("expires_at")
             .limit(limit)
             .values_list("id", flat=True)
