@@ -4,7 +4,6 @@ and unpinning starts its TTL again; another app cannot pin it."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from uuid import UUID
 
@@ -13,6 +12,7 @@ from starlette.applications import Starlette
 
 from runtime.keys import create_key
 from tests.conftest import GraphQLClient, new_id, new_wallet
+from tests.waiting import until
 
 CREATE = "mutation($id: ID!, $k: String) { createSession(id: $id, publicKey: $k) { id } }"
 PIN = "mutation($id: ID!) { pinSession(id: $id) { id isPinned expiresAt } }"
@@ -68,8 +68,11 @@ async def test_a_pinned_session_outlives_its_ttl_and_unpinning_restarts_it(
         "isPinned": True,
         "expiresAt": None,
     }
-    while (await ephemeral.data(READ, id=unpinned))["session"] is not None:
-        await asyncio.sleep(0.05)  # until the unpinned one's second is over
+
+    async def gone(session_id: str) -> bool:
+        return (await ephemeral.data(READ, id=session_id))["session"] is None
+
+    await until(lambda: gone(unpinned), "the unpinned session's second to pass")
     runtime = app.state.runtime
     await runtime.janitor.sweep()
     assert await runtime.store.get_session(UUID(unpinned)) is None
@@ -79,8 +82,7 @@ async def test_a_pinned_session_outlives_its_ttl_and_unpinning_restarts_it(
     unpinned_now = (await ephemeral.data(UNPIN, id=pinned))["unpinSession"]
     assert unpinned_now["isPinned"] is False
     assert datetime.fromisoformat(unpinned_now["expiresAt"]) > before
-    while (await ephemeral.data(READ, id=pinned))["session"] is not None:
-        await asyncio.sleep(0.05)  # and now it expires like any other
+    await until(lambda: gone(pinned), "the unpinned session to expire like any other")
 
 
 async def test_another_app_cannot_pin(gql: GraphQLClient, alpha_key: str, beta_key: str) -> None:
