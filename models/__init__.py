@@ -3,6 +3,7 @@
 from models.conversation import Message, Session, SystemEvent, Thread, Turn
 from models.credentials import ClientSecret, ProviderKey
 from models.documents import TrustedDocument
+from models.feedback import Feedback
 from models.memory import ContextSummary, WalletMemory
 from models.operations import Replica
 from models.tenancy import ApiKey, App
@@ -14,6 +15,7 @@ MODEL_MODULES = [
     "models.credentials",
     "models.operations",
     "models.memory",
+    "models.feedback",
 ]
 MIGRATIONS_MODULE = "models.migrations"
 
@@ -24,6 +26,7 @@ __all__ = [
     "App",
     "ClientSecret",
     "ContextSummary",
+    "Feedback",
     "Message",
     "ProviderKey",
     "Replica",

@@ -9,6 +9,7 @@ from runtime.errors import NotFound
 from runtime.validation import uuid_arg
 from schema.context import Context
 from schema.events import SystemEvent
+from schema.feedback_types import Feedback, Thumbs
 from schema.types import DeletePayload, Session, Thread
 
 Info = strawberry.Info[Context, None]
@@ -78,6 +79,30 @@ class Mutation:
         if not await context.conversations.delete_session(context.caller, session_id):
             raise NotFound(f"session {session_id} not found")
         return DeletePayload(id=strawberry.ID(str(session_id)))
+
+    @strawberry.mutation(
+        description="Rate an assistant message: exactly one of thumbs or stars (1-5), and "
+        "an optional comment; a client's second rating of a message replaces its first."
+    )
+    async def rate_message(
+        self,
+        info: Info,
+        message_id: strawberry.ID,
+        thumbs: Thumbs | None = None,
+        stars: int | None = None,
+        comment: str | None = None,
+        client_id: str | None = None,
+    ) -> Feedback:
+        context = info.context
+        record = await context.runtime.feedback.rate(
+            context.caller,
+            uuid_arg("messageId", message_id),
+            thumbs=None if thumbs is None else thumbs.value,
+            stars=stars,
+            comment=comment,
+            client_id=client_id,
+        )
+        return Feedback.from_record(record)
 
     @strawberry.mutation(description="Forget one memory of the caller's app; true once gone.")
     async def forget_memory(self, info: Info, id: strawberry.ID) -> bool:

@@ -7,9 +7,10 @@ from typing import Annotated
 import strawberry
 
 from runtime.errors import NotFound
-from runtime.validation import uuid_arg
+from runtime.validation import int_id_arg, uuid_arg
 from schema.context import Context
 from schema.cursors import parse_session_cursor
+from schema.feedback_types import Feedback
 from schema.memory_types import Memory
 from schema.pagination import message_window
 from schema.types import AppInfo, MessageConnection, Session, SessionConnection, Thread
@@ -83,6 +84,18 @@ class Query:
         context = info.context
         found = await context.runtime.memories.list(context.caller, public_key)
         return [Memory.from_record(record) for record in found]
+
+    @strawberry.field(
+        description="The caller's app's ratings, newest first (for evaluation); page with "
+        "`before`: the last id of the previous page."
+    )
+    async def feedback(
+        self, info: Info, first: int = 50, before: strawberry.ID | None = None
+    ) -> list[Feedback]:
+        context = info.context
+        below = None if before is None else int_id_arg("before", before)
+        found = await context.runtime.feedback.of_app(context.caller, first, below)
+        return [Feedback.from_record(record) for record in found]
 
     @strawberry.field(description="The apps this caller may use.")
     def apps(self, info: Info) -> list[AppInfo]:

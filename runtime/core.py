@@ -13,6 +13,7 @@ from runtime.agents.registry import Agents
 from runtime.announcer import Announcer
 from runtime.apps import AppRegistry
 from runtime.conversations import Conversations
+from runtime.feedback import FeedbackService
 from runtime.janitor import Janitor
 from runtime.memory import WalletMemories
 from runtime.rate_limits import RateLimiter
@@ -62,6 +63,9 @@ class Runtime:
         self.leases = shared.leases
         lease_seconds = settings.recovery_seconds / 3
         self.memories = WalletMemories(self.store)
+        self.feedback = FeedbackService(
+            self.store, self.conversations, self.announcer, self.metrics
+        )
         self.turns = Turns(
             self.sessions,
             self.store,

@@ -64,6 +64,7 @@ async def export_session(store: SessionStore, record: SessionRecord) -> JSONObje
         "session": session_json(record),
         "threads": threads,
         "system_events": events,
+        "feedback": [f.as_json() for f in await store.session_feedback(record.id, 10_000)],
         # Personal data too: the wallet memories this session left (runtime/memory.py).
         "memories": [
             {"id": str(m.id), "content": m.content, "created_at": m.created_at.isoformat()}

@@ -168,6 +168,34 @@ class TurnUsage:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedbackRecord:
+    """One client's rating of one assistant message."""
+
+    id: int
+    app: str
+    session_id: UUID
+    message_id: UUID
+    client_id: str
+    thumbs: str | None  # "up" or "down"
+    stars: int | None  # 1 to 5
+    comment: str
+    created_at: datetime
+    updated_at: datetime
+
+    def as_json(self) -> JSONObject:
+        return {
+            "id": self.id,
+            "message_id": str(self.message_id),
+            "client_id": self.client_id,
+            "thumbs": self.thumbs,
+            "stars": self.stars,
+            "comment": self.comment,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class SystemEventRecord:
     id: int
     session_id: UUID

@@ -57,6 +57,13 @@ def title_arg(field: str, value: str) -> str:
     return title
 
 
+def int_id_arg(field: str, value: str) -> int:
+    """A numeric id (a stored row's), as GraphQL's ID sends it: text."""
+    if not value.isdigit() or len(value) > 19:
+        raise InvalidInput(field, "must be an id this API issued (digits)")
+    return int(value)
+
+
 def public_key_arg(field: str, value: str) -> str:
     """An EVM address; stored lower-case so comparisons ignore the checksum casing."""
     key = value.strip()

@@ -13,6 +13,7 @@ with inline fragments and a code generator gives it real types:
 - `processing_changed`: `ProcessingChangedPayload {isProcessing}`
 - `session_updated`: `SessionUpdatedPayload {changes: JSON!}`
 - `session_deleted`: `SessionDeletedPayload {sessionId}`
+- `feedback_changed`: `FeedbackChangedPayload {feedback: Feedback!}`
 - `resync_required`: `ResyncRequiredPayload {code, text, after}`
 - any other type: `CustomEventPayload {type, data: JSON!}`
 
@@ -44,6 +45,7 @@ from strawberry.scalars import JSON
 
 from runtime.events import RESYNC_REQUIRED, Event
 from runtime.events.envelope import (
+    FEEDBACK_CHANGED,
     MESSAGE_ADDED,
     MESSAGE_DELTA,
     PROCESSING_CHANGED,
@@ -54,7 +56,8 @@ from runtime.events.envelope import (
     TOOL_COMPLETE,
     TOOL_UPDATE,
 )
-from runtime.records import MessageRecord, Role
+from runtime.records import FeedbackRecord, MessageRecord, Role
+from schema.feedback_types import Feedback
 from schema.types import Message, TitleSource
 
 
@@ -127,6 +130,11 @@ class SessionUpdatedPayload:
     changes: JSON = strawberry.field(description="{field: new value}, as in `data.changes`.")
 
 
+@strawberry.type(description="`feedback_changed`: a client rated a message (or changed it).")
+class FeedbackChangedPayload:
+    feedback: Feedback
+
+
 @strawberry.type(description="`session_deleted`: the session is gone, with its threads.")
 class SessionDeletedPayload:
     session_id: strawberry.ID
@@ -162,6 +170,7 @@ SessionEventPayload = Annotated[
     | ProcessingChangedPayload
     | SessionUpdatedPayload
     | SessionDeletedPayload
+    | FeedbackChangedPayload
     | ResyncRequiredPayload
     | CustomEventPayload,
     strawberry.union(
@@ -319,6 +328,28 @@ def _session_deleted(event: Event) -> SessionDeletedPayload:
     return SessionDeletedPayload(session_id=strawberry.ID(str(event.session_id)))
 
 
+def _feedback_changed(event: Event) -> FeedbackChangedPayload:
+    data = _object(event.data, "feedback")
+    try:
+        record = FeedbackRecord(
+            id=int(data["id"]),
+            app=event.app,
+            session_id=event.session_id,
+            message_id=UUID(str(data["message_id"])),
+            client_id=str(data["client_id"]),
+            thumbs=data["thumbs"],
+            stars=data["stars"],
+            comment=str(data["comment"]),
+            created_at=datetime.fromisoformat(str(data["created_at"])),
+            updated_at=datetime.fromisoformat(str(data["updated_at"])),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise _Mismatch("feedback") from None
+    if record.thumbs not in (None, "up", "down"):
+        raise _Mismatch("feedback.thumbs")
+    return FeedbackChangedPayload(feedback=Feedback.from_record(record))
+
+
 def _resync_required(event: Event) -> ResyncRequiredPayload:
     data = event.data
     return ResyncRequiredPayload(
@@ -336,5 +367,6 @@ _BUILDERS: dict[str, Callable[[Event], SessionEventPayload]] = {
     PROCESSING_CHANGED: _processing_changed,
     SESSION_UPDATED: _session_updated,
     SESSION_DELETED: _session_deleted,
+    FEEDBACK_CHANGED: _feedback_changed,
     RESYNC_REQUIRED: _resync_required,
 }

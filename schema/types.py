@@ -16,6 +16,7 @@ from runtime.turns.streams import StreamingMessage
 from runtime.validation import page_size_arg
 from schema.cursors import message_cursor, session_cursor
 from schema.events import SystemEvent
+from schema.feedback_types import Feedback
 from schema.memory_types import ContextSummary, TurnUsage
 from schema.pagination import message_window
 
@@ -262,6 +263,14 @@ class Session:
         context = info.context
         found = await context.conversations.turn_usage(context.caller, self.record, last)
         return [TurnUsage.from_record(usage) for usage in found]
+
+    @strawberry.field(description="Ratings of this session's assistant messages, oldest first.")
+    async def feedback(
+        self, info: strawberry.Info[Context, None], first: int = 100
+    ) -> list[Feedback]:
+        context = info.context
+        found = await context.runtime.feedback.of_session(context.caller, self.record, first)
+        return [Feedback.from_record(record) for record in found]
 
     @strawberry.field(description="Notices, errors and inline calls, oldest first.")
     async def system_events(

@@ -95,8 +95,8 @@ def test_a_database_that_is_behind(own_database: str) -> None:
     async def forget_the_last_migration() -> None:
         conn = await asyncpg.connect(own_database)
         try:
-            await conn.execute("ALTER TABLE sessions DROP COLUMN is_pinned")
-            await conn.execute("DELETE FROM tortoise_migrations WHERE name = '0008_pins'")
+            await conn.execute("DROP TABLE feedback")
+            await conn.execute("DELETE FROM tortoise_migrations WHERE name = '0009_feedback'")
         finally:
             await conn.close()
 

@@ -29,6 +29,9 @@ payload {
   ... on ProcessingChangedPayload { isProcessing }
   ... on SessionUpdatedPayload { changes }
   ... on SessionDeletedPayload { sessionId }
+  ... on FeedbackChangedPayload {
+    feedback { id sessionId messageId clientId thumbs stars comment createdAt updatedAt }
+  }
   ... on ResyncRequiredPayload { code text after }
   ... on CustomEventPayload { type data }
 }"""
@@ -50,6 +53,9 @@ NOTICE = "mutation($id: ID!, $m: String!) { postSystemNotice(sessionId: $id, mes
 METADATA = """
 mutation($id: ID!) { updateMetadata(sessionId: $id, metadata: {plan: "pro", seats: 3}) { id } }"""
 DELETE = "mutation($id: ID!) { deleteSession(id: $id) { id } }"
+RATE = """mutation($m: ID!) {
+  rateMessage(messageId: $m, stars: 4, comment: "to the point", clientId: "ann") { id }
+}"""
 MESSAGES = """
 query($id: ID!) {
   session(id: $id) {
@@ -131,6 +137,22 @@ def expected_payload(event: dict[str, Any]) -> dict[str, Any]:
         return {"__typename": "SessionUpdatedPayload", "changes": data["changes"]}
     if kind == "session_deleted":
         return {"__typename": "SessionDeletedPayload", "sessionId": event["sessionId"]}
+    if kind == "feedback_changed":
+        f = data["feedback"]
+        return {
+            "__typename": "FeedbackChangedPayload",
+            "feedback": {
+                "id": str(f["id"]),
+                "sessionId": event["sessionId"],
+                "messageId": f["message_id"],
+                "clientId": f["client_id"],
+                "thumbs": None if f["thumbs"] is None else f["thumbs"].upper(),
+                "stars": f["stars"],
+                "comment": f["comment"],
+                "createdAt": f["created_at"],
+                "updatedAt": f["updated_at"],
+            },
+        }
     if kind == "resync_required":
         return {
             "__typename": "ResyncRequiredPayload",
@@ -182,6 +204,7 @@ async def test_every_kind_of_event_arrives_typed(server: ServerProcess) -> None:
             "postSystemNotice"
         ]
         await post(server, METADATA, id=session_id)
+        await post(server, RATE, m=stored[-1]["id"])
         custom = {"type": "my_event", "payload": {"to": "0xabc", "value": 7}, "note": "hi"}
         await post_system(server, session_id, json.dumps(custom))
         await post(server, DELETE, id=session_id)
@@ -202,6 +225,7 @@ async def test_every_kind_of_event_arrives_typed(server: ServerProcess) -> None:
         "ProcessingChangedPayload",
         "SessionUpdatedPayload",
         "SessionDeletedPayload",
+        "FeedbackChangedPayload",
         "CustomEventPayload",
     }
 

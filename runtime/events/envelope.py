@@ -24,6 +24,7 @@ MESSAGE_DELTA = "message_delta"
 PROCESSING_CHANGED = "processing_changed"
 SESSION_UPDATED = "session_updated"
 SESSION_DELETED = "session_deleted"
+FEEDBACK_CHANGED = "feedback_changed"
 # A stop request, for whichever replica runs the session's turn (runtime/turns/scheduler.py).
 INTERRUPT_REQUESTED = "interrupt_requested"
 # Never published: told to one subscriber whose cursor cannot be resumed.
@@ -37,6 +38,7 @@ INTERNAL_TYPES = frozenset(
         PROCESSING_CHANGED,
         SESSION_UPDATED,
         SESSION_DELETED,
+        FEEDBACK_CHANGED,
         INTERRUPT_REQUESTED,
         RESYNC_REQUIRED,
     }

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from runtime.records import (
+    FeedbackRecord,
     JSONObject,
     KeyInfo,
     MemoryRecord,
@@ -172,7 +173,31 @@ class MemoryStore(Protocol):
         ...
 
 
-class SessionStore(AppKeyStore, MemoryStore, Protocol):
+class FeedbackStore(Protocol):
+    """Ratings of assistant messages (runtime/feedback.py)."""
+
+    async def rate(
+        self,
+        app: str,
+        session_id: UUID,
+        message_id: UUID,
+        client_id: str,
+        rating: tuple[str | None, int | None],
+        comment: str,
+    ) -> FeedbackRecord:
+        """The client's rating of the message (thumbs, stars), stored or replaced."""
+        ...
+
+    async def session_feedback(self, session_id: UUID, limit: int) -> list[FeedbackRecord]:
+        """Oldest first."""
+        ...
+
+    async def app_feedback(self, app: str, limit: int, before: int | None) -> list[FeedbackRecord]:
+        """Newest first, those with an id below `before`."""
+        ...
+
+
+class SessionStore(AppKeyStore, MemoryStore, FeedbackStore, Protocol):
     async def ping(self) -> None: ...
 
     async def get_session(self, session_id: UUID) -> SessionRecord | None: ...

@@ -32,10 +32,11 @@ from runtime.store import postgres_sql, sqlite_sql
 from runtime.store.protocol import MessageTail, MessageWindow, NewMessage, SessionQuery
 from runtime.store.rows import MESSAGES, SESSIONS, SYSTEM_EVENTS, THREADS, TURNS, as_uuid
 from runtime.store.tortoise_app_keys import TortoiseAppKeys
+from runtime.store.tortoise_feedback import TortoiseFeedback
 from runtime.store.tortoise_memory import TortoiseMemories
 
 
-class TortoiseStore(TortoiseAppKeys, TortoiseMemories):
+class TortoiseStore(TortoiseAppKeys, TortoiseMemories, TortoiseFeedback):
     """The ORM for everything, with single-statement SQL for the hot paths on
     PostgreSQL (see `postgres_sql`)."""
 

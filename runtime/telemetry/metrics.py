@@ -113,6 +113,12 @@ class Metrics:
             ("outcome",),
             registry=registry,
         )
+        self.feedback = Counter(
+            "confab_feedback",
+            "Ratings of assistant messages given (or changed), by kind and value",
+            ("kind", "value"),
+            registry=registry,
+        )
         self.model_duration = Histogram(
             "confab_model_call_duration_seconds",
             "One model call, from the request to the end of its stream, by backend and outcome",
