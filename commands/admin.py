@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -44,12 +45,12 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             async for record in admin.sessions(_filter(args, settings), args.limit):
                 _print_session(record, args.json)
             return 0
-        if verb in ("show", "export"):
-            document = await admin.export(session_name("id", args.id).id)
-            if verb == "show":
-                _print_show(document)
-            else:
-                _write(document, args.out)
+        if verb == "show":
+            _print_show(await admin.export(session_name("id", args.id).id))
+            return 0
+        if verb == "export":
+            chunks = await admin.export_stream(session_name("id", args.id).id, args.format)
+            await _stream(chunks, args.out)
             return 0
         return await _delete(admin, args, settings)
 
@@ -155,14 +156,20 @@ def _print_show(document: dict[str, Any]) -> None:
     print(f"system events: {len(document['system_events'])}")
 
 
-def _write(document: dict[str, Any], out: str | None) -> None:
-    text = json.dumps(document, ensure_ascii=False, indent=2)
+async def _stream(chunks: AsyncIterator[str], out: str | None) -> None:
+    """The export as it is read, a page at a time (a file is replaced only when whole)."""
     if out is None:
-        sys.stdout.write(text + "\n")
-    else:
-        with open(out, "w", encoding="utf-8") as file:
-            file.write(text + "\n")
-        print(f"wrote {out}", file=sys.stderr)
+        async for chunk in chunks:
+            sys.stdout.write(chunk)
+        sys.stdout.write("\n")
+        return
+    partial = f"{out}.partial"
+    with open(partial, "w", encoding="utf-8") as file:  # noqa: ASYNC230 - a CLI: nothing else waits
+        async for chunk in chunks:
+            file.write(chunk)
+        file.write("\n")
+    os.replace(partial, out)
+    print(f"wrote {out}", file=sys.stderr)
 
 
 def _print_stats(stats: Stats, as_json: bool) -> None:

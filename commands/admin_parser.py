@@ -15,9 +15,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     show = verbs.add_parser("show", help="a session and its threads")
     show.add_argument("id")
-    export = verbs.add_parser("export", help="a session as one JSON document")
+    export = verbs.add_parser("export", help="a session as one JSON document, or Markdown")
     export.add_argument("id")
     export.add_argument("--out", help="write to this file (default: standard output)")
+    export.add_argument(
+        "--format", choices=("json", "markdown"), default="json", help="default: json"
+    )
     delete = verbs.add_parser("delete", help="delete sessions by id, or all matching filters")
     delete.add_argument("ids", nargs="*", help="session ids")
     _filters(delete)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated
 
 import strawberry
@@ -16,6 +17,12 @@ from schema.pagination import message_window
 from schema.types import AppInfo, MessageConnection, Session, SessionConnection, Thread
 
 Info = strawberry.Info[Context, None]
+
+
+@strawberry.enum(description="How a session is exported.")
+class ExportFormat(Enum):
+    JSON = "json"
+    MARKDOWN = "markdown"
 
 
 @strawberry.type
@@ -96,6 +103,17 @@ class Query:
         below = None if before is None else int_id_arg("before", before)
         found = await context.runtime.feedback.of_app(context.caller, first, below)
         return [Feedback.from_record(record) for record in found]
+
+    @strawberry.field(
+        description="A session as one document: JSON (`confab.session/2`, "
+        "docs/export-format.md) or Markdown. Up to 8 MiB here; "
+        "GET /api/sessions/{id}/export streams any size."
+    )
+    async def export_session(
+        self, info: Info, id: strawberry.ID, format: ExportFormat = ExportFormat.JSON
+    ) -> str:
+        context = info.context
+        return await context.runtime.exports.whole(context.caller, uuid_arg("id", id), format.value)
 
     @strawberry.field(description="The apps this caller may use.")
     def apps(self, info: Info) -> list[AppInfo]:

@@ -152,6 +152,29 @@ def _document() -> dict[str, Any]:
         "/api/sessions/{session_id}/unarchive": {
             "post": operation("Unarchive", ok(ref("ArchiveState")), [PATH_ID], AUTH)
         },
+        "/api/sessions/{session_id}/export": {
+            "get": operation(
+                "Extension: the session as one document (JSON `confab.session/2`, "
+                "docs/export-format.md, or Markdown), streamed",
+                {
+                    "description": "The document",
+                    "content": {
+                        "application/json": {"schema": {"type": "object"}},
+                        "text/markdown": {"schema": {"type": "string"}},
+                    },
+                },
+                [
+                    PATH_ID,
+                    query(
+                        "format",
+                        False,
+                        {"type": "string", "enum": ["json", "markdown"], "default": "json"},
+                        "json (the default) or markdown",
+                    ),
+                ],
+                AUTH,
+            )
+        },
         "/api/chat": {"post": chat},
         "/api/thread/chat": {"post": chat},
         "/api/state": {"get": state},

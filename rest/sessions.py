@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from rest.errors import BadRequest
@@ -94,6 +96,26 @@ async def _set_archived(request: Request, archived: bool) -> Response:
     return JSONResponse({"session_id": name.sent, "is_archived": record.is_archived})
 
 
+async def export_session(request: Request) -> Response:
+    """An extension: the session as JSON (`confab.session/2`) or Markdown, streamed."""
+    name = path_session(request)
+    format = request.query_params.get("format", "json")
+    runtime = runtime_of(request)
+    caller = await caller_for_session(request, name.id)
+    chunks = await runtime.exports.open(caller, name.id, format)
+    media = "application/json" if format == "json" else "text/markdown; charset=utf-8"
+    extension = "json" if format == "json" else "md"
+    disposition = f'attachment; filename="session-{name.id}.{extension}"'
+    return StreamingResponse(
+        _encoded(chunks), media_type=media, headers={"Content-Disposition": disposition}
+    )
+
+
+async def _encoded(chunks: AsyncIterator[str]) -> AsyncIterator[bytes]:
+    async for chunk in chunks:
+        yield chunk.encode()
+
+
 routes = [
     by_method("/sessions", POST=create_session, GET=list_sessions),
     by_method(
@@ -101,4 +123,5 @@ routes = [
     ),
     Route("/sessions/{session_id}/archive", archive, methods=["POST"]),
     Route("/sessions/{session_id}/unarchive", unarchive, methods=["POST"]),
+    Route("/sessions/{session_id}/export", export_session, methods=["GET"]),
 ]

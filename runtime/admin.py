@@ -83,6 +83,11 @@ class Admin:
     async def export(self, session_id: UUID) -> JSONObject:
         return await export_session(self._runtime.store, await self.session(session_id))
 
+    async def export_stream(self, session_id: UUID, format: str) -> AsyncIterator[str]:
+        """The export's chunks (constant memory), in the session's own app."""
+        record = await self.session(session_id)
+        return await self._runtime.exports.open(Caller(app=record.app), record.id, format)
+
     async def delete(self, record: SessionRecord) -> bool:
         """Delete as the API does, in the session's own app."""
         return await self._runtime.conversations.delete_session(Caller(app=record.app), record.id)

@@ -13,6 +13,7 @@ from runtime.agents.registry import Agents
 from runtime.announcer import Announcer
 from runtime.apps import AppRegistry
 from runtime.conversations import Conversations
+from runtime.export_service import SessionExports
 from runtime.feedback import FeedbackService
 from runtime.janitor import Janitor
 from runtime.memory import WalletMemories
@@ -63,6 +64,7 @@ class Runtime:
         self.leases = shared.leases
         lease_seconds = settings.recovery_seconds / 3
         self.memories = WalletMemories(self.store)
+        self.exports = SessionExports(self.store, self.conversations)
         self.feedback = FeedbackService(
             self.store, self.conversations, self.announcer, self.metrics
         )

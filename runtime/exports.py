@@ -1,19 +1,26 @@
 """A session as one JSON document: everything stored about it, nothing secret.
 
-Operators export with `server.py sessions export`; the document is self-describing
-(`format`) so it can be archived, diffed or imported elsewhere. Client secrets and
-provider keys are never part of it (they are the vault's, not the session's).
+The document (`confab.session/2`, docs/export-format.md) holds the session (title
+and its source, wallet, user and agent state, metadata, pin), every thread with
+its messages (tool calls and results), the system events, the ratings and the
+wallet memories the session left. It is written as a stream of text chunks, a
+page of rows at a time, so a session of any length exports in constant memory
+(REST and the CLI stream it; GraphQL answers it whole, up to a bound). Client
+secrets and provider keys are never part of it (they are the vault's). Markdown
+for people: runtime/export_markdown.py. Importing it back: runtime/imports.py.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 from runtime.events.envelope import utc_now
-from runtime.records import JSONObject, SessionRecord, ThreadRecord
+from runtime.records import JSONObject, MessageRecord, SessionRecord, ThreadRecord
 from runtime.store import MessageWindow, SessionStore
 
-EXPORT_FORMAT = "confab.session/1"
+EXPORT_FORMAT = "confab.session/2"
 PAGE = 500
 
 
@@ -40,52 +47,75 @@ def session_json(record: SessionRecord) -> JSONObject:
     }
 
 
+async def export_chunks(store: SessionStore, record: SessionRecord) -> AsyncIterator[str]:
+    """The document as text chunks, in order; joined, one JSON object."""
+    yield f'{{"format": {_dump(EXPORT_FORMAT)}, "exported_at": {_dump(utc_now().isoformat())}'
+    yield f', "session": {_dump(session_json(record))}, "threads": ['
+    for index, thread in enumerate(await store.list_threads(record.id)):
+        yield ("" if index == 0 else ", ") + _dump(thread_json(thread))[:-1] + ', "messages": ['
+        first = True
+        async for message in thread_messages(store, thread):
+            yield ("" if first else ", ") + _dump(message.as_json())
+            first = False
+        yield "]}"
+    yield '], "system_events": ['
+    first = True
+    async for event in system_events(store, record):
+        yield ("" if first else ", ") + _dump(event)
+        first = False
+    feedback = [f.as_json() for f in await store.session_feedback(record.id, 100_000)]
+    yield f'], "feedback": {_dump(feedback)}'
+    # Personal data too: the wallet memories this session left (runtime/memory.py).
+    memories = [
+        {"id": str(m.id), "content": m.content, "created_at": m.created_at.isoformat()}
+        for m in await store.session_memories(record.id)
+    ]
+    yield f', "memories": {_dump(memories)}}}'
+
+
 async def export_session(store: SessionStore, record: SessionRecord) -> JSONObject:
-    threads = [await _thread(store, thread) for thread in await store.list_threads(record.id)]
-    events: list[JSONObject] = []
-    after = 0
-    while True:
-        page = await store.list_system_events(record.id, after, PAGE)
-        events.extend(
-            {
-                "id": event.id,
-                "kind": event.kind,
-                "payload": event.payload,
-                "created_at": event.created_at.isoformat(),
-            }
-            for event in page
-        )
-        if len(page) < PAGE:
-            break
-        after = page[-1].id
-    return {
-        "format": EXPORT_FORMAT,
-        "exported_at": utc_now().isoformat(),
-        "session": session_json(record),
-        "threads": threads,
-        "system_events": events,
-        "feedback": [f.as_json() for f in await store.session_feedback(record.id, 10_000)],
-        # Personal data too: the wallet memories this session left (runtime/memory.py).
-        "memories": [
-            {"id": str(m.id), "content": m.content, "created_at": m.created_at.isoformat()}
-            for m in await store.session_memories(record.id)
-        ],
-    }
+    """The whole document at once (operators' tools and tests; REST streams it)."""
+    document: JSONObject = json.loads("".join([c async for c in export_chunks(store, record)]))
+    return document
 
 
-async def _thread(store: SessionStore, thread: ThreadRecord) -> dict[str, Any]:
-    messages: list[JSONObject] = []
-    after: int | None = None
-    while True:
-        page = await store.list_messages(thread.id, MessageWindow(limit=PAGE, after=after))
-        messages.extend(message.as_json() for message in page.items)
-        if not page.has_next or not page.items:
-            break
-        after = page.items[-1].seq
+def thread_json(thread: ThreadRecord) -> JSONObject:
     return {
         "id": str(thread.id),
         "title": thread.title,
         "is_primary": thread.is_primary,
         "created_at": thread.created_at.isoformat(),
-        "messages": messages,
     }
+
+
+async def thread_messages(
+    store: SessionStore, thread: ThreadRecord
+) -> AsyncIterator[MessageRecord]:
+    after: int | None = None
+    while True:
+        page = await store.list_messages(thread.id, MessageWindow(limit=PAGE, after=after))
+        for message in page.items:
+            yield message
+        if not page.has_next or not page.items:
+            return
+        after = page.items[-1].seq
+
+
+async def system_events(store: SessionStore, record: SessionRecord) -> AsyncIterator[JSONObject]:
+    after = 0
+    while True:
+        page = await store.list_system_events(record.id, after, PAGE)
+        for event in page:
+            yield {
+                "id": event.id,
+                "kind": event.kind,
+                "payload": event.payload,
+                "created_at": event.created_at.isoformat(),
+            }
+        if len(page) < PAGE:
+            return
+        after = page[-1].id
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)

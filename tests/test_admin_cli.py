@@ -85,7 +85,7 @@ async def test_list_show_export_and_delete(
         exported = admin(admin_env, "sessions", "export", opaque, "--out", str(out))
         assert exported.returncode == 0, exported.stderr
         document = json.loads(out.read_text())
-        assert document["format"] == "confab.session/1"
+        assert document["format"] == "confab.session/2"
         assert document["session"]["legacy_id"] == opaque
         [primary] = document["threads"]
         assert [m["content"] for m in primary["messages"]] == [
