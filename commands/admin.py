@@ -48,6 +48,10 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         if verb == "show":
             _print_show(await admin.export(session_name("id", args.id).id))
             return 0
+        if verb == "import":
+            record = await admin.import_file(args.file, args.app)
+            print(f"imported as session {record.id} in app {record.app}")
+            return 0
         if verb == "export":
             chunks = await admin.export_stream(session_name("id", args.id).id, args.format)
             await _stream(chunks, args.out)

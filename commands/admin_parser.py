@@ -21,6 +21,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     export.add_argument(
         "--format", choices=("json", "markdown"), default="json", help="default: json"
     )
+    imported = verbs.add_parser("import", help="an exported JSON document as a new session")
+    imported.add_argument("file", help="the document (confab.session/1 or /2)")
+    imported.add_argument("--app", required=True, help="the app the new session belongs to")
     delete = verbs.add_parser("delete", help="delete sessions by id, or all matching filters")
     delete.add_argument("ids", nargs="*", help="session ids")
     _filters(delete)

@@ -104,6 +104,15 @@ class Mutation:
         )
         return Feedback.from_record(record)
 
+    @strawberry.mutation(
+        description="Import an exported session (`exportSession`'s JSON, parsed) as a new "
+        "session of the caller's app; checked whole first, nothing written if it is bad."
+    )
+    async def import_session(self, info: Info, document: JSON) -> Session:
+        context = info.context
+        record = await context.runtime.imports.run(context.caller, document)
+        return Session.from_record(record)
+
     @strawberry.mutation(description="Forget one memory of the caller's app; true once gone.")
     async def forget_memory(self, info: Info, id: strawberry.ID) -> bool:
         context = info.context

@@ -9,6 +9,7 @@ Redis; live subscribers get `session_deleted`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,13 +20,16 @@ from tortoise.functions import Count
 from models import Message, Session, Turn
 from runtime.apps import Caller
 from runtime.core import Runtime
-from runtime.errors import NotFound
+from runtime.errors import InvalidInput, NotFound
 from runtime.exports import export_session
 from runtime.records import JSONObject, SessionRecord
 from runtime.replicas import ReplicaInfo, live_replicas
 from runtime.store import SessionQuery
 
 PAGE = 200
+
+
+IMPORT_FILE_MAX_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +91,23 @@ class Admin:
         """The export's chunks (constant memory), in the session's own app."""
         record = await self.session(session_id)
         return await self._runtime.exports.open(Caller(app=record.app), record.id, format)
+
+    async def import_file(self, path: str, app: str) -> SessionRecord:
+        """A document from a file (at most `IMPORT_FILE_MAX_BYTES`) as a new session."""
+        if app not in self._runtime.settings.apps:
+            raise InvalidInput("app", f"no app {app!r} is configured")
+        try:
+            with open(path, "rb") as file:  # noqa: ASYNC230 - operators' tool, nothing else waits
+                raw = file.read(IMPORT_FILE_MAX_BYTES + 1)
+        except OSError as exc:
+            raise InvalidInput("file", f"cannot read {path}: {exc.strerror}") from None
+        if len(raw) > IMPORT_FILE_MAX_BYTES:
+            raise InvalidInput("file", f"is over {IMPORT_FILE_MAX_BYTES // 2**20} MiB")
+        try:
+            document = json.loads(raw)
+        except ValueError as exc:
+            raise InvalidInput("file", f"is not JSON: {exc}") from None
+        return await self._runtime.imports.run(Caller(app=app), document)
 
     async def delete(self, record: SessionRecord) -> bool:
         """Delete as the API does, in the session's own app."""

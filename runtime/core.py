@@ -15,6 +15,7 @@ from runtime.apps import AppRegistry
 from runtime.conversations import Conversations
 from runtime.export_service import SessionExports
 from runtime.feedback import FeedbackService
+from runtime.imports import SessionImports
 from runtime.janitor import Janitor
 from runtime.memory import WalletMemories
 from runtime.rate_limits import RateLimiter
@@ -65,6 +66,7 @@ class Runtime:
         lease_seconds = settings.recovery_seconds / 3
         self.memories = WalletMemories(self.store)
         self.exports = SessionExports(self.store, self.conversations)
+        self.imports = SessionImports(self.store, self.sessions, self.conversations, self.apps)
         self.feedback = FeedbackService(
             self.store, self.conversations, self.announcer, self.metrics
         )

@@ -59,17 +59,19 @@ def _message(message: MessageRecord) -> str:
             for r in message.tool_results or []
         ]
         return head + "\n".join(parts)
-    text = f"{message.content}\n" if message.content else ""
-    for call in message.tool_calls or []:
-        text += (
-            f"\nCalls `{call.get('tool_name', 'tool')}` ({call.get('call_id', '')}) with:\n\n"
-            + _block(call.get("arguments", {}))
-        )
-    return head + text
+    parts = [f"{message.content}\n"] if message.content else []
+    parts += [
+        f"Calls `{call.get('tool_name', 'tool')}` ({call.get('call_id', '')}) with:\n\n"
+        + _block(call.get("arguments", {}))
+        for call in message.tool_calls or []
+    ]
+    return head + "\n".join(parts)
 
 
 def _block(value: Any) -> str:
-    body = json.dumps(value, indent=2, ensure_ascii=False).replace("```", "`\u200b``")
+    # Keys sorted: PostgreSQL's jsonb keeps its own order, SQLite the writer's.
+    body = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+    body = body.replace("```", "`\u200b``")
     return f"```json\n{body}\n```\n"
 
 

@@ -92,6 +92,21 @@ async def test_list_show_export_and_delete(
             "an opaque one",
             "You said: an opaque one",
         ]
+        # ... imported as a new session of another app, and readable as Markdown.
+        imported = admin(admin_env, "sessions", "import", str(out), "--app", "alpha")
+        assert imported.returncode == 0, imported.stderr
+        copy_id = imported.stdout.split("session ")[1].split()[0]
+        assert "in app alpha" in imported.stdout
+        readable = tmp_path / "export.md"
+        md = admin(
+            admin_env, "sessions", "export", copy_id, "--format", "markdown", "--out", str(readable)
+        )
+        assert md.returncode == 0, md.stderr
+        assert "**User**\n\nan opaque one\n" in readable.read_text()
+        bad = admin(admin_env, "sessions", "import", str(readable), "--app", "alpha")
+        assert bad.returncode != 0
+        assert "file: is not JSON" in bad.stderr
+        assert admin(admin_env, "sessions", "delete", copy_id).returncode == 0
 
         # by filter: a dry run first, which deletes nothing
         dry = admin(admin_env, "sessions", "delete", "--wallet", wallet, "--app", "default")
