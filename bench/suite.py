@@ -31,7 +31,7 @@ import tempfile
 import time
 from typing import Any
 
-from bench import ack, cluster, fanout, interrupt, memory, observability, reads
+from bench import ack, cluster, export, fanout, interrupt, memory, observability, reads
 from bench.common import LONE_REDIS_URL, server, servers, write_result
 
 
@@ -148,7 +148,7 @@ def report_memory(result: dict[str, Any]) -> None:
     )
 
 
-SCENARIOS = ("memory", "reads", "fanout", "ack", "interrupt", "cluster")
+SCENARIOS = ("memory", "reads", "fanout", "ack", "interrupt", "export", "cluster")
 
 
 async def measure(
@@ -222,7 +222,10 @@ def main() -> None:
         room = str(args.idle_subscribers + 1_000)
         with server({"CONFAB_BENCH_BASELINES": "true", "CONFAB_MAX_CONNECTIONS": room}) as alone:
             result["memory"] = asyncio.run(memory.measure(alone, args.idle_subscribers))
-    if wanted - {"memory", "observability"}:
+    if "export" in wanted:
+        with server({"CONFAB_LOG_LEVEL": "warning"}) as exporting:
+            result["export"] = asyncio.run(export.measure(exporting, [10_000, 100_000]))
+    if wanted - {"memory", "observability", "export"}:
         sqlite = {
             "CONFAB_BENCH_BASELINES": "true",
             "DATABASE_URL": f"sqlite://{tempfile.mkdtemp()}/bench.sqlite3",
@@ -254,6 +257,8 @@ def main() -> None:
         report_ack(result["ack"], vars(args))
     if "interrupt" in result:
         interrupt.report(result["interrupt"], verdict)
+    if "export" in result:
+        export.report(result["export"], verdict)
     if "observability" in result:
         observability.report(result["observability"], verdict)
     if "cluster" in result:
