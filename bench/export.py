@@ -15,11 +15,10 @@ import time
 import uuid
 from typing import Any
 
-import asyncpg
 import httpx
 
-from bench.common import PG_URL, BenchServer, server, write_result
-from bench.reads import _SEED_MESSAGES
+from bench.common import BenchServer, server, write_result
+from bench.reads import seed_history
 
 TARGET_GROWTH_KIB = 32 * 1024
 
@@ -28,14 +27,7 @@ async def seeded(url: str, messages: int) -> str:
     session_id = str(uuid.uuid4())
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         await http.post("/api/sessions", headers={"X-Session-Id": session_id})
-    connection = await asyncpg.connect(PG_URL.replace("postgres://", "postgresql://"))
-    try:
-        await connection.execute(_SEED_MESSAGES, uuid.UUID(session_id), messages)
-        await connection.execute(
-            "UPDATE threads SET next_seq = $2 WHERE id = $1", uuid.UUID(session_id), messages + 1
-        )
-    finally:
-        await connection.close()
+    await seed_history(session_id, messages)
     return session_id
 
 

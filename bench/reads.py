@@ -92,16 +92,26 @@ async def prepare(url: str, history: int, wallet_sessions: int) -> dict[str, str
     wallet = "0x" + uuid.uuid4().hex + uuid.uuid4().hex[:8]
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         await http.post("/api/sessions", headers={"X-Session-Id": long_one})
+    await seed_history(long_one, history)
     connection = await asyncpg.connect(PG_URL.replace("postgres://", "postgresql://"))
     try:
-        await connection.execute(_SEED_MESSAGES, uuid.UUID(long_one), history)
-        await connection.execute(
-            "UPDATE threads SET next_seq = $2 WHERE id = $1", uuid.UUID(long_one), history + 1
-        )
         await connection.execute(_SEED_WALLET, wallet, wallet_sessions)
     finally:
         await connection.close()
     return {"chatty": chatty, "long": long_one, "wallet": wallet}
+
+
+async def seed_history(session_id: str, messages: int) -> None:
+    """`messages` alternating questions and answers in the session's primary thread,
+    written straight into PostgreSQL (the API would take minutes)."""
+    connection = await asyncpg.connect(PG_URL.replace("postgres://", "postgresql://"))
+    try:
+        await connection.execute(_SEED_MESSAGES, uuid.UUID(session_id), messages)
+        await connection.execute(
+            "UPDATE threads SET next_seq = $2 WHERE id = $1", uuid.UUID(session_id), messages + 1
+        )
+    finally:
+        await connection.close()
 
 
 async def until_alone(url: str, within: float = 30) -> None:

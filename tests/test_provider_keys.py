@@ -6,7 +6,6 @@ client's key, never echoed in errors."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +23,7 @@ from server import create_app
 from settings import AppConfig, ModelConfig, Settings
 from tests.conftest import new_id, started
 from tests.fake_openai import FakeOpenAI, Handler, text
+from tests.fake_openai import fake as fake  # a fixture
 from tests.rest_client import assert_error, chat_and_wait, create_session, headers, ok
 from tests.vault_support import assert_absent, eventually, sql_dump, vault_settings
 
@@ -216,17 +216,6 @@ async def test_without_a_server_key_the_endpoints_answer_503(settings: Settings)
 
 
 # -- bring your own key ---------------------------------------------------------------
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeOpenAI]:
-    server = FakeOpenAI()
-    task = asyncio.create_task(server.server.serve())
-    while not server.server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
-        await asyncio.sleep(0.01)
-    yield server
-    server.server.should_exit = server.server.force_exit = True
-    await task
 
 
 @asynccontextmanager

@@ -58,6 +58,17 @@ class _Unit:
         return self.records[0].seq
 
 
+@dataclass(frozen=True, slots=True)
+class _For:
+    """The turn a prompt is built for."""
+
+    agent: AppAgent
+    session: SessionRecord
+    question: MessageRecord
+    model: str
+    api_key: str | None
+
+
 class ContextBuilder:
     def __init__(self, store: SessionStore, memories: WalletMemories) -> None:
         self._store = store
@@ -101,9 +112,8 @@ class ContextBuilder:
                     continue
             # Older messages would be lost: summarize up to where the window is half.
             half = _fit(kept, (room - count(system)) // 2)
-            extended = await self._summarize(
-                agent, session, question, model, api_key, summary, half[0].first_seq - 1, count
-            )
+            turn = _For(agent, session, question, model, api_key)
+            extended = await self._summarize(turn, summary, half[0].first_seq - 1, count)
             if extended is None:  # nothing stored in that range after all
                 break
             summary = extended
@@ -133,19 +143,11 @@ class ContextBuilder:
         return found
 
     async def _summarize(
-        self,
-        agent: AppAgent,
-        session: SessionRecord,
-        question: MessageRecord,
-        model: str,
-        api_key: str | None,
-        summary: SummaryRecord | None,
-        up_to: int,
-        count: Count,
+        self, turn: _For, summary: SummaryRecord | None, up_to: int, count: Count
     ) -> SummaryRecord | None:
         """Extend the running summary to `up_to`, a chunk at a time, each stored;
         None if there was nothing to add."""
-        room = agent.config.model.context_tokens(model)
+        room = turn.agent.config.model.context_tokens(turn.model)
         chunk_tokens = (room - room // REPLY_SHARE) // 2
         after = summary.up_to_seq if summary else 0
         latest = summary
@@ -154,7 +156,7 @@ class ContextBuilder:
         last_seq = after
         while last_seq < up_to:
             page = await self._store.list_messages(
-                question.thread_id, MessageWindow(limit=PAGE, after=last_seq)
+                turn.question.thread_id, MessageWindow(limit=PAGE, after=last_seq)
             )
             records = [r for r in page.items if r.seq <= up_to]
             if not records:
@@ -165,33 +167,21 @@ class ContextBuilder:
                     tokens += count(message)
                 last_seq = record.seq
                 if tokens >= chunk_tokens:
-                    latest = await self._store_summary(
-                        agent, session, question, model, api_key, latest, chunk, last_seq
-                    )
+                    latest = await self._store_summary(turn, latest, chunk, last_seq)
                     chunk, tokens = [], 0
             if not page.has_next:
                 break
         if chunk:
-            latest = await self._store_summary(
-                agent, session, question, model, api_key, latest, chunk, last_seq
-            )
+            latest = await self._store_summary(turn, latest, chunk, last_seq)
         return None if latest is summary else latest
 
     async def _store_summary(
-        self,
-        agent: AppAgent,
-        session: SessionRecord,
-        question: MessageRecord,
-        model: str,
-        api_key: str | None,
-        previous: SummaryRecord | None,
-        chunk: list[dict[str, Any]],
-        up_to: int,
+        self, turn: _For, previous: SummaryRecord | None, chunk: list[dict[str, Any]], up_to: int
     ) -> SummaryRecord:
-        text = await agent.backend.summarize(
-            model, previous.content if previous else None, chunk, api_key=api_key
+        text = await turn.agent.backend.summarize(
+            turn.model, previous.content if previous else None, chunk, api_key=turn.api_key
         )
-        return await self._store.add_summary(session.id, question.thread_id, up_to, text)
+        return await self._store.add_summary(turn.session.id, turn.question.thread_id, up_to, text)
 
 
 def _system(prompt: str, memories: list[str], summary: SummaryRecord | None) -> dict[str, Any]:
