@@ -348,6 +348,8 @@ MUTATIONS = [
     Run("RenameSession", lambda s: {"id": s.session_id, "title": "Renamed"}),
     Run("ArchiveSession", lambda s: {"id": s.session_id}),
     Run("UnarchiveSession", lambda s: {"id": s.session_id}),
+    Run("PinSession", lambda s: {"id": s.session_id}),
+    Run("UnpinSession", lambda s: {"id": s.session_id}),
     Run("DeleteSession", lambda s: {"id": s.session_id}),
     Run("BindWallet", lambda s: {"sessionId": s.session_id, "publicKey": new_wallet()}),
     Run("BindWallet", lambda s: {"sessionId": s.session_id, "publicKey": None}, "unbind"),
