@@ -72,8 +72,14 @@ class TurnQueue:
             return Turn(row.id, session_id, row.thread_id, session.app, question)
         return None
 
-    async def finish(self, turn_id: int, status: TurnStatus) -> None:
-        await self._store.update_turn(turn_id, {"status": status, "partial_text": ""})
+    async def finish(
+        self, turn_id: int, status: TurnStatus, usage: tuple[int, int] | None = None
+    ) -> None:
+        """The turn's end, with what it sent the model (`usage`: messages, tokens)."""
+        fields: dict[str, object] = {"status": status, "partial_text": ""}
+        if usage is not None:
+            fields["prompt_messages"], fields["prompt_tokens"] = usage
+        await self._store.update_turn(turn_id, fields)
 
     async def cancel_queued(self, session_id: UUID) -> int:
         return await self._store.cancel_queued_turns(session_id)

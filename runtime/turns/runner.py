@@ -90,6 +90,8 @@ class TurnRunner:
         self._conversations = conversations
         # Set by the scheduler's shutdown: a cancellation then is not the user's.
         self.stopping = False
+        # What each running turn sent the model: (messages, tokens), taken at its end.
+        self.usage: dict[int, tuple[int, int]] = {}
 
     async def run(self, turn: Turn) -> TurnStatus:
         """Answer the turn; how it ended (an interrupt raises CancelledError)."""
@@ -111,9 +113,8 @@ class TurnRunner:
         api_key = await self._agents.client_key(session.app, session.client_id)
         prompt = await self._context.build(agent, session, turn.question, model, api_key)
         messages = prompt.messages
-        await self._store.update_turn(
-            turn.id, {"prompt_messages": len(messages), "prompt_tokens": prompt.tokens}
-        )
+        # Stored with the turn's end (runtime/turns/queue.py), not in a write of its own.
+        self.usage[turn.id] = (len(messages), prompt.tokens)
         backend = agent.config.model.backend
         self._metrics.prompt_messages.labels(backend).observe(len(messages))
         self._metrics.prompt_tokens.labels(backend).observe(prompt.tokens)

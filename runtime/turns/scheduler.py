@@ -197,7 +197,7 @@ class TurnScheduler:
             work.current = None
             self._metrics.turns_finished.labels(status.value).inc()
             logger.info("turn %d %s", turn.id, status.value, extra={"turn": turn.id})
-            await self._queue.finish(turn.id, status)
+            await self._queue.finish(turn.id, status, self._runner.usage.pop(turn.id, None))
             if status is not TurnStatus.INTERRUPTED:
                 await self._after(session_id)
 
