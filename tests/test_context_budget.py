@@ -5,7 +5,6 @@ once per range (later turns reuse it)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +23,7 @@ from settings import Settings
 from tests.conftest import GraphQLClient, new_id, serving
 from tests.fake_openai import FakeOpenAI, text
 from tests.fake_openai import fake as fake  # a fixture
+from tests.waiting import first_read
 
 BUDGET = 2_000
 ROOM = BUDGET - BUDGET // 4  # what the prompt may take; the rest is for the answer
@@ -99,11 +99,11 @@ async def seed(runtime: Runtime, session_id: UUID) -> None:
 async def answered(gql: GraphQLClient, fake: FakeOpenAI, session_id: str, text_: str) -> None:
     fake.script.append(text("fine"))
     await gql.data(SEND, s=session_id, c=text_)
-    for _ in range(1_000):
-        if not (await gql.data(READ, s=session_id))["session"]["isProcessing"]:
-            return
-        await asyncio.sleep(0.02)
-    raise TimeoutError("the turn never ended")
+    await first_read(
+        lambda: gql.data(READ, s=session_id),
+        lambda read: not read["session"]["isProcessing"],
+        "the turn's end",
+    )
 
 
 def assert_tool_exchanges_whole(messages: list[dict[str, Any]]) -> None:

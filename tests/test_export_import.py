@@ -6,7 +6,6 @@ first error, and nothing written; a failure midway undone."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import re
@@ -20,6 +19,7 @@ from starlette.applications import Starlette
 from runtime.errors import InvalidInput
 from runtime.imports import check
 from tests.conftest import GraphQLClient, new_id, new_wallet
+from tests.waiting import first_read
 
 CREATE = """mutation($id: ID!, $k: String) {
   createSession(id: $id, publicKey: $k, title: "Sums", metadata: {plan: "pro"}) { id }
@@ -35,12 +35,12 @@ TIMES = ("created_at", "updated_at", "last_active_at", "expires_at", "exported_a
 
 
 async def until_idle(gql: GraphQLClient, session_id: str) -> dict[str, Any]:
-    for _ in range(500):
-        session = (await gql.data(IDLE, s=session_id))["session"]
-        if not session["isProcessing"]:
-            return dict(session)
-        await asyncio.sleep(0.02)
-    raise TimeoutError("never answered")
+    read = await first_read(
+        lambda: gql.data(IDLE, s=session_id),
+        lambda read: not read["session"]["isProcessing"],
+        "the answer",
+    )
+    return dict(read["session"])
 
 
 async def rich_session(app: Starlette, gql: GraphQLClient, wallet: str) -> str:

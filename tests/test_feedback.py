@@ -5,7 +5,6 @@ session; never across apps; bad ratings refused with nothing written."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 from uuid import UUID
 
@@ -14,6 +13,7 @@ from starlette.applications import Starlette
 
 from runtime.exports import export_session
 from tests.conftest import GraphQLClient, new_id, new_wallet
+from tests.waiting import first_read
 
 SEND = """mutation($s: ID!, $c: String!, $k: String) {
   sendMessage(sessionId: $s, content: $c, publicKey: $k) { id }
@@ -39,12 +39,12 @@ async def answered(gql: GraphQLClient, text: str, wallet: str | None = None) -> 
     """A new session with one answered turn: its messages (user, assistant)."""
     session_id = new_id()
     await gql.data(SEND, s=session_id, c=text, k=wallet)
-    for _ in range(500):
-        session = (await gql.data(READ, s=session_id))["session"]
-        if not session["isProcessing"]:
-            return {"id": session_id, **session}
-        await asyncio.sleep(0.02)
-    raise TimeoutError("never answered")
+    read = await first_read(
+        lambda: gql.data(READ, s=session_id),
+        lambda read: not read["session"]["isProcessing"],
+        "the answer",
+    )
+    return {"id": session_id, **read["session"]}
 
 
 def answer_id(session: dict[str, Any]) -> str:

@@ -7,7 +7,6 @@ backend writes (`Session.state`), and what each turn sent the model."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
@@ -21,6 +20,7 @@ from runtime.exports import export_session
 from runtime.validation import JSON_OBJECT_MAX_BYTES
 from settings import Settings
 from tests.conftest import GraphQLClient, new_id, new_wallet, serving
+from tests.waiting import first_read
 
 SEND = """mutation($s: ID!, $c: String!, $k: String) {
   sendMessage(sessionId: $s, content: $c, publicKey: $k) { id }
@@ -55,6 +55,10 @@ APPS = {
 }
 
 
+def idle(read: dict[str, Any]) -> bool:
+    return not read["session"]["isProcessing"]
+
+
 class Clients:
     def __init__(self, runtime: Runtime, by_app: dict[str, GraphQLClient]) -> None:
         self.runtime = runtime
@@ -67,13 +71,10 @@ class Clients:
         """Send, wait until answered and its memory (if any) stored; the answer."""
         gql = self.by_app[app_name]
         await gql.data(SEND, s=session_id, c=text, k=wallet)
-        for _ in range(600):
-            session = (await gql.data(READ, s=session_id))["session"]
-            if not session["isProcessing"]:
-                break
-            await asyncio.sleep(0.02)
-        else:
-            raise TimeoutError(f"session {session_id} never answered")
+        read = await first_read(
+            lambda: gql.data(READ, s=session_id), idle, f"session {session_id}'s answer"
+        )
+        session = read["session"]
         await self.runtime.memories.settled()
         answer: str = session["messages"]["nodes"][-1]["content"]
         return answer

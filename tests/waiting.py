@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 async def until(condition: Callable[..., Any], what: str, timeout: float = 30) -> None:
@@ -24,3 +26,17 @@ async def _holds(condition: Callable[..., Any]) -> bool:
     if inspect.isawaitable(answer):
         answer = await answer
     return bool(answer)
+
+
+async def first_read(
+    read: Callable[[], Awaitable[T]], done: Callable[[T], bool], what: str, timeout: float = 30
+) -> T:
+    """Reads (a query, say) until `done` holds for what it returned; that result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await read()
+        if done(result):
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting for {what}")
+        await asyncio.sleep(0.02)
