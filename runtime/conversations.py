@@ -1,4 +1,6 @@
-"""Conversations: the app-scoped operations on sessions, threads and messages.
+"""Conversations: the app-scoped operations on sessions, threads and messages
+(threads in runtime/conversation_threads.py, system notices and messages in
+runtime/conversation_notices.py, mixed in here).
 
 GraphQL resolvers and REST handlers both call this service, so the two dialects
 cannot drift. Every operation takes the `Caller`; a session of another app is
@@ -17,14 +19,14 @@ from uuid import UUID, uuid4
 from runtime import access, validation
 from runtime.announcer import Announcer
 from runtime.apps import AppRegistry, Caller
-from runtime.errors import Conflict, InvalidInput, NotFound
+from runtime.conversation_notices import SystemMessages
+from runtime.conversation_threads import ThreadOperations
+from runtime.errors import Conflict, NotFound
 from runtime.events import RESYNC_REQUIRED, Event
 from runtime.events.envelope import (
-    INTERNAL_TYPES,
     MESSAGE_ADDED,
     SESSION_DELETED,
     SESSION_UPDATED,
-    SYSTEM_NOTICE,
     TITLE_CHANGED,
     utc_now,
 )
@@ -32,11 +34,8 @@ from runtime.records import (
     JSONObject,
     MessageRecord,
     Page,
-    Role,
     SessionRecord,
     SummaryRecord,
-    SystemEventRecord,
-    ThreadRecord,
     TitleSource,
     TurnUsage,
 )
@@ -44,10 +43,8 @@ from runtime.sessions import SessionHost
 from runtime.store import MessageWindow, NewMessage, SessionQuery, SessionStore
 from settings import DEFAULT_APP
 
-SYSTEM_MESSAGE_MAX = 4_000
 
-
-class Conversations:
+class Conversations(ThreadOperations, SystemMessages):
     def __init__(
         self, host: SessionHost, store: SessionStore, apps: AppRegistry, announcer: Announcer
     ) -> None:
@@ -298,89 +295,7 @@ class Conversations:
             has_previous=page.has_previous,
         )
 
-    # -- threads -------------------------------------------------------------
-
-    async def get_thread(self, caller: Caller, thread_id: UUID) -> ThreadRecord:
-        thread = await self._store.get_thread(thread_id)
-        if thread is None or await self.find_session(caller, thread.session_id) is None:
-            raise NotFound(f"thread {thread_id} not found")
-        return thread
-
-    async def list_threads(self, caller: Caller, session_id: UUID) -> list[ThreadRecord]:
-        await self.get_session(caller, session_id)
-        return await self._store.list_threads(session_id)
-
-    async def create_thread(
-        self,
-        caller: Caller,
-        session_id: UUID,
-        thread_id: UUID | None = None,
-        title: str | None = None,
-    ) -> ThreadRecord:
-        clean = None if title is None else validation.title_arg("title", title)
-        await self.get_session(caller, session_id)
-        new_id = thread_id or uuid4()
-        thread = await self._store.create_thread(session_id, new_id, clean)
-        if thread is None:
-            raise Conflict(f"thread id {new_id} is already in use")
-        return thread
-
-    async def rename_thread(self, caller: Caller, thread_id: UUID, title: str) -> ThreadRecord:
-        clean = validation.title_arg("title", title)
-        await self.get_thread(caller, thread_id)
-        thread = await self._store.rename_thread(thread_id, clean)
-        if thread is None:
-            raise NotFound(f"thread {thread_id} not found")
-        return thread
-
-    async def delete_thread(self, caller: Caller, thread_id: UUID) -> None:
-        thread = await self.get_thread(caller, thread_id)
-        if thread.is_primary:
-            raise Conflict("the primary thread is deleted only with its session")
-        if not await self._store.delete_thread(thread_id):
-            raise NotFound(f"thread {thread_id} not found")
-
-    # -- messages ------------------------------------------------------------
-
-    async def list_messages(
-        self, caller: Caller, thread_id: UUID, window: MessageWindow
-    ) -> Page[MessageRecord]:
-        await self.get_thread(caller, thread_id)
-        return await self._store.list_messages(thread_id, window)
-
-    # -- system events -----------------------------------------------------------
-
-    async def post_system_notice(
-        self, caller: Caller, session_id: UUID, message: str
-    ) -> SystemEventRecord:
-        text = _system_text(message)
-        record = await self.get_session(caller, session_id)
-        event = await self._host.add_system_event(session_id, "notice", {"message": text})
-        await self._publish(record, SYSTEM_NOTICE, {"message": text, "event_id": event.id})
-        return event
-
-    async def add_system_message(
-        self, caller: Caller, session_id: UUID, text: str, event: JSONObject | None = None
-    ) -> MessageRecord:
-        """Store a system message in the primary thread of the caller's session
-        (which must exist: the transport creates it first, as legacy `/api/system`
-        does). Plain text is also a system notice: listed with the session's system
-        events and published as `system_notice`. With `event` (an object with a
-        `type` that is not an internal one) it is published as that event instead."""
-        self.check_system_message(text, event)
-        record = await self.get_session(caller, session_id)
-        message, updated = await self.append(
-            record,
-            NewMessage(session_id=session_id, thread_id=session_id, role=Role.SYSTEM, content=text),
-        )
-        if event is None:
-            notice = text.strip()
-            stored = await self._host.add_system_event(session_id, "notice", {"message": notice})
-            await self._publish(updated, SYSTEM_NOTICE, {"message": notice, "event_id": stored.id})
-        elif str(event.get("type")) not in INTERNAL_TYPES:
-            data = {k: v for k, v in event.items() if k != "type"}
-            await self._publish(updated, str(event["type"]), data)
-        return message
+    # -- messages ----------------------------------------------------------
 
     async def append(
         self,
@@ -403,19 +318,6 @@ class Conversations:
         await self._host.refresh(updated, appended=stored)
         await self._publish(updated, MESSAGE_ADDED, {"message": stored.as_json()})
         return stored, updated
-
-    @staticmethod
-    def check_system_message(text: str, event: JSONObject | None = None) -> None:
-        """`InvalidInput` unless `add_system_message` would take these."""
-        _system_text(text)
-        if event is not None:
-            validation.json_object_arg("message", event)
-
-    async def list_system_events(
-        self, caller: Caller, session_id: UUID, after_id: int = 0, limit: int = 100
-    ) -> list[SystemEventRecord]:
-        await self.get_session(caller, session_id)
-        return await self._store.list_system_events(session_id, after_id, limit)
 
     # -- live events -----------------------------------------------------------------
 
@@ -514,14 +416,3 @@ async def _visible(
         wanted = (app is None or event.app == app) and (types is None or event.type in types)
         if wanted or event.type == RESYNC_REQUIRED:
             yield event
-
-
-def _system_text(text: str) -> str:
-    """The text of a system notice or message, stripped: `InvalidInput` if it is
-    blank or longer than `SYSTEM_MESSAGE_MAX`."""
-    clean = validation.text_arg("message", text).strip()
-    if not clean:
-        raise InvalidInput("message", "must not be empty")
-    if len(clean) > SYSTEM_MESSAGE_MAX:
-        raise InvalidInput("message", f"must be at most {SYSTEM_MESSAGE_MAX} characters")
-    return clean
