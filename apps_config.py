@@ -34,8 +34,18 @@ APP_KEYS = (
     "limits",
     "memory",
     "keep_memories",
+    "search_language",
 )
 TOOLS_KEYS = ("enabled", "custom")
+# PostgreSQL's built-in text search configurations (`\\dF` in psql); SQLite's FTS5
+# index stems English words whichever is chosen (docs/search.md).
+SEARCH_LANGUAGES = (
+    "simple", "arabic", "armenian", "basque", "catalan", "danish", "dutch", "english",
+    "finnish", "french", "german", "greek", "hindi", "hungarian", "indonesian", "irish",
+    "italian", "lithuanian", "nepali", "norwegian", "portuguese", "romanian", "russian",
+    "serbian", "spanish", "swedish", "tamil", "turkish", "yiddish",
+)  # fmt: skip
+DEFAULT_SEARCH_LANGUAGE = "english"
 # Model options every backend takes, and each backend's own (name: kind of value).
 COMMON_MODEL_OPTIONS = {
     "backend": "text",
@@ -147,6 +157,8 @@ class AppConfig:
     memory: bool = False
     # Memories outlive the session they came from (by default they go with it).
     keep_memories: bool = False
+    # How PostgreSQL's full-text search stems this app's words (runtime/search.py).
+    search_language: str = DEFAULT_SEARCH_LANGUAGE
 
 
 def default_app() -> AppConfig:
@@ -197,14 +209,9 @@ def _parse_app(source: str, name: str, table: Any) -> AppConfig:
     tools_table = table.get("tools", {})
     if not isinstance(model_table, dict) or not isinstance(tools_table, dict):
         raise SettingsError(f"{where}: model and tools must be tables")
-    backend = model_table.get("backend", "builtin")
-    if backend not in MODEL_BACKENDS:
-        close = difflib.get_close_matches(str(backend), MODEL_BACKENDS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise SettingsError(
-            f"{where}.model.backend: unknown backend {str(backend)[:40]!r} "
-            f"(one of {', '.join(MODEL_BACKENDS)}){hint}"
-        )
+    backend = _one_of(
+        f"{where}.model.backend", "backend", model_table.get("backend", "builtin"), MODEL_BACKENDS
+    )
     options = {**COMMON_MODEL_OPTIONS, **BACKEND_OPTIONS[backend]}
     check_keys(f"{where}.model", model_table, options)
     for key, value in model_table.items():
@@ -263,7 +270,26 @@ def _parse_app(source: str, name: str, table: Any) -> AppConfig:
         limits=_limits(where, table.get("limits", {})),
         memory=_flag(where, table, "memory", False),
         keep_memories=_flag(where, table, "keep_memories", False),
+        search_language=_search_language(where, table.get("search_language")),
     )
+
+
+def _one_of(where: str, what: str, value: Any, choices: tuple[str, ...], among: str = "") -> str:
+    """`value` if it is one of `choices`, else an error naming them (and the closest)."""
+    if value in choices:
+        return str(value)
+    close = difflib.get_close_matches(str(value), choices, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise SettingsError(
+        f"{where}: unknown {what} {str(value)[:40]!r} (one of {among}{', '.join(choices)}){hint}"
+    )
+
+
+def _search_language(where: str, value: Any) -> str:
+    if value is None:
+        return DEFAULT_SEARCH_LANGUAGE
+    among = "PostgreSQL's built-in text search configurations: "
+    return _one_of(f"{where}.search_language", "language", value, SEARCH_LANGUAGES, among)
 
 
 def _check_budgets(where: str, budgets: Mapping[str, Any]) -> None:

@@ -10,6 +10,7 @@ python server.py export-schema [PATH]             write the GraphQL SDL
 python server.py documents load [PATH...]         trust GraphQL documents (.graphql, .json)
 python server.py documents list
 python server.py sessions list|show|export|delete [filters]   (commands/admin.py)
+python server.py search reindex                   rebuild the full-text search index
 python server.py stats                            sessions, messages, turns, replicas
 
 The app is built in asgi.py, the commands run from commands/cli.py; both are

@@ -1,4 +1,4 @@
-"""`server.py sessions list|show|export|delete` and `server.py stats`.
+"""`server.py sessions list|show|export|import|delete`, `search reindex` and `stats`.
 
 Filters: `--app` (repeatable), `--wallet`, `--older-than` (no activity for that
 long: `30d`, `12h`, `45m`, `90s`), `--archived` / `--active`. Sessions are named by
@@ -39,6 +39,9 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     async with _admin(settings) as admin:
         if args.command == "stats":
             _print_stats(await admin.stats(), args.json)
+            return 0
+        if args.command == "search":
+            print(f"search index rebuilt: {await admin.reindex_search()} messages indexed again")
             return 0
         verb = args.sessions_command
         if verb == "list":

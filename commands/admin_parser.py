@@ -1,4 +1,4 @@
-"""The arguments of `server.py sessions ...` and `server.py stats` (run by
+"""The arguments of `server.py sessions ...`, `search reindex` and `stats` (run by
 commands/admin.py, imported only when one of them runs)."""
 
 from __future__ import annotations
@@ -28,6 +28,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     delete.add_argument("ids", nargs="*", help="session ids")
     _filters(delete)
     delete.add_argument("--yes", action="store_true", help="really delete what the filters match")
+    search = commands.add_parser("search", help="the full-text search index")
+    search_verbs = search.add_subparsers(dest="search_command", required=True)
+    search_verbs.add_parser(
+        "reindex",
+        help="index every row again: after an app's search_language changed, or a SQLite VACUUM",
+    )
     stats = commands.add_parser("stats", help="sessions, messages, turns and live replicas")
     stats.add_argument("--json", action="store_true")
 

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if command == "documents":
             return asyncio.run(_documents_command(settings, args))
-        if command in ("sessions", "stats"):
+        if command in ("sessions", "search", "stats"):
             from commands import admin
 
             return asyncio.run(admin.run(settings, args))

@@ -11,6 +11,9 @@ from tortoise.models import Model
 class App(Model):
     name = fields.CharField(primary_key=True, max_length=64)
     display_name = fields.CharField(max_length=200)
+    # The PostgreSQL text search configuration the app's new rows are indexed with
+    # (a trigger copies it into each session, thread and message: runtime/search.py).
+    search_language = fields.CharField(max_length=32, default="english", db_default="english")
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

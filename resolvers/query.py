@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import Enum
 from typing import Annotated
 
 import strawberry
 
 from runtime.errors import NotFound
+from runtime.records import Role as RoleRecord
+from runtime.search import SearchFilters, parse_search_cursor
 from runtime.validation import int_id_arg, uuid_arg
 from schema.context import Context
 from schema.cursors import parse_session_cursor
 from schema.feedback_types import Feedback
 from schema.memory_types import Memory
 from schema.pagination import message_window
-from schema.types import AppInfo, MessageConnection, Session, SessionConnection, Thread
+from schema.search_types import SearchResults
+from schema.types import AppInfo, MessageConnection, Role, Session, SessionConnection, Thread
 
 Info = strawberry.Info[Context, None]
 
@@ -114,6 +118,55 @@ class Query:
     ) -> str:
         context = info.context
         return await context.runtime.exports.whole(context.caller, uuid_arg("id", id), format.value)
+
+    @strawberry.field(
+        description="Full-text search over the caller's sessions: message text, tool names "
+        "and titles, best first (docs/search.md). Query syntax as web search: words, "
+        '"a phrase", `or`, `-word`.'
+    )
+    async def search(
+        self,
+        info: Info,
+        query: Annotated[str, strawberry.argument(description="At most 256 characters.")],
+        first: Annotated[int, strawberry.argument(description="1 to 50.")] = 20,
+        after: str | None = None,
+        public_key: Annotated[
+            str | None, strawberry.argument(description="Only sessions bound to this wallet.")
+        ] = None,
+        thread_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="Only this thread's messages and title."),
+        ] = None,
+        role: Annotated[
+            Role | None, strawberry.argument(description="Only messages of this role.")
+        ] = None,
+        archived: Annotated[
+            bool | None, strawberry.argument(description="Only (un)archived; null for both.")
+        ] = None,
+        since: Annotated[
+            datetime | None, strawberry.argument(description="Created at or after.")
+        ] = None,
+        until: Annotated[
+            datetime | None, strawberry.argument(description="Created before.")
+        ] = None,
+    ) -> SearchResults:
+        context = info.context
+        filters = SearchFilters(
+            public_key=public_key,
+            thread_id=None if thread_id is None else uuid_arg("threadId", thread_id),
+            role=None if role is None else RoleRecord(role.value),
+            archived=archived,
+            since=since,
+            until=until,
+        )
+        found = await context.runtime.search.search(
+            context.caller,
+            query,
+            filters,
+            first=first,
+            after=None if after is None else parse_search_cursor("after", after),
+        )
+        return SearchResults.from_record(found, after)
 
     @strawberry.field(description="The apps this caller may use.")
     def apps(self, info: Info) -> list[AppInfo]:

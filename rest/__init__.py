@@ -9,7 +9,17 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route, Router
 
-from rest import chat, control, openapi, provider_keys, secrets, sessions, simulate, updates
+from rest import (
+    chat,
+    control,
+    openapi,
+    provider_keys,
+    search,
+    secrets,
+    sessions,
+    simulate,
+    updates,
+)
 from rest.errors import handle_error, handle_http_error, not_found
 from settings import Settings
 
@@ -24,6 +34,7 @@ def rest_routes(settings: Settings) -> list[Route | Mount]:
     router = Router(
         routes=[
             *sessions.routes,
+            *search.routes,
             *chat.routes,
             *updates.routes,
             *control.routes,

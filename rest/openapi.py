@@ -175,6 +175,7 @@ def _document() -> dict[str, Any]:
                 AUTH,
             )
         },
+        "/api/search": {"get": _search()},
         "/api/chat": {"post": chat},
         "/api/thread/chat": {"post": chat},
         "/api/state": {"get": state},
@@ -267,3 +268,34 @@ async def openapi(request: Request) -> Response:
 
 
 routes = [Route("/openapi.json", openapi, methods=["GET"])]
+
+
+def _search() -> dict[str, Any]:
+    text = {"type": "string"}
+    return operation(
+        "Extension: full-text search over the caller's sessions (message text, tool names, "
+        "titles), best first; docs/search.md. Without a key, public_key is required",
+        ok(ref("SearchResults")),
+        [
+            query("q", True, {"type": "string", "maxLength": 256}, 'words, "a phrase", or, -word'),
+            query("limit", False, {"type": "integer", "minimum": 1, "maximum": 50}, "Default 20"),
+            query("cursor", False, text, "The previous page's next_cursor"),
+            query("public_key", False, WALLET, "Only sessions bound to this wallet"),
+            query("thread_id", False, {"type": "string", "format": "uuid"}, "Only this thread"),
+            query(
+                "role",
+                False,
+                {"type": "string", "enum": ["user", "assistant", "system", "tool"]},
+                "Only messages of this role",
+            ),
+            query(
+                "archived",
+                False,
+                {"type": "string", "enum": ["true", "false"]},
+                "Only (un)archived",
+            ),
+            query("since", False, {"type": "string", "format": "date-time"}, "Created at or after"),
+            query("until", False, {"type": "string", "format": "date-time"}, "Created before"),
+        ],
+        ("400", "401", "403", "503"),
+    )

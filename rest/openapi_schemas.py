@@ -74,4 +74,63 @@ SCHEMAS: dict[str, Any] = {
         },
         "required": ["success", "rig", "baml", "created"],
     },
+    "SearchResults": {
+        "type": "object",
+        "properties": {
+            "hits": {"type": "array", "items": {"$ref": "#/components/schemas/SearchHit"}},
+            "has_more": {"type": "boolean"},
+            "next_cursor": NULLABLE_STRING,
+        },
+        "required": ["hits", "has_more", "next_cursor"],
+    },
+    "SearchHit": {
+        "type": "object",
+        "properties": {
+            "kind": {"enum": ["message", "session", "thread"]},
+            "session_id": {"type": "string"},
+            "session_title": {"type": "string"},
+            "thread_id": NULLABLE_STRING,
+            "message": {
+                "oneOf": [
+                    {"type": "null"},
+                    {
+                        "type": "object",
+                        "properties": {
+                            "id": {"type": "string"},
+                            "role": {"enum": ["user", "assistant", "system", "tool"]},
+                            "content": {"type": "string"},
+                            "seq": {"type": "integer"},
+                            "created_at": {"type": "string"},
+                        },
+                        "required": ["id", "role", "content", "seq", "created_at"],
+                    },
+                ]
+            },
+            "snippet": {"type": "string"},
+            "parts": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "text": {"type": "string"},
+                        "highlighted": {"type": "boolean"},
+                    },
+                    "required": ["text", "highlighted"],
+                },
+            },
+            "rank": {"type": "number"},
+            "cursor": {"type": "string"},
+        },
+        "required": [
+            "kind",
+            "session_id",
+            "session_title",
+            "thread_id",
+            "message",
+            "snippet",
+            "parts",
+            "rank",
+            "cursor",
+        ],
+    },
 }

@@ -113,6 +113,11 @@ class Admin:
         """Delete as the API does, in the session's own app."""
         return await self._runtime.conversations.delete_session(Caller(app=record.app), record.id)
 
+    async def reindex_search(self) -> int:
+        """Every row in its app's current search language (the apps' rows first)."""
+        await self._runtime.apps.sync_to_database()
+        return await self._runtime.store.reindex_search()
+
     async def stats(self) -> Stats:
         by_app = (
             await Session.all().annotate(n=Count("id")).group_by("app_id").values("app_id", "n")

@@ -11,7 +11,7 @@ from runtime.auth_throttle import AuthThrottle
 from runtime.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from runtime.key_watch import KeyWatch
 from runtime.records import KeyInfo
-from runtime.store import AppKeyStore, create_store
+from runtime.store import AppKeyStore, AppRow, create_store
 from settings import DEFAULT_APP, AppConfig
 
 
@@ -96,7 +96,10 @@ class AppRegistry:
         one upsert, never check-then-insert, since replicas starting together on a
         fresh database would race to insert the same row."""
         await self._store.sync_apps(
-            [(config.name, config.display_name) for config in self._apps.values()]
+            [
+                AppRow(config.name, config.display_name, config.search_language)
+                for config in self._apps.values()
+            ]
         )
 
     async def revoke_key(self, prefix: str) -> KeyInfo:

@@ -21,6 +21,7 @@ from runtime.memory import WalletMemories
 from runtime.rate_limits import RateLimiter
 from runtime.recovery import Recovery
 from runtime.replicas import Heartbeat, Load
+from runtime.search import SearchService
 from runtime.sessions import SessionHost
 from runtime.shared_state import create_shared_state
 from runtime.simulation import Simulators
@@ -67,6 +68,7 @@ class Runtime:
         self.memories = WalletMemories(self.store)
         self.exports = SessionExports(self.store, self.conversations)
         self.imports = SessionImports(self.store, self.sessions, self.conversations, self.apps)
+        self.search = SearchService(self.store, self.conversations, self.apps)
         self.feedback = FeedbackService(
             self.store, self.conversations, self.announcer, self.metrics
         )

@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from uuid import UUID
 
+from runtime.cursors import decode as _decode
+from runtime.cursors import encode
 from runtime.errors import InvalidInput
 from runtime.records import SessionRecord
 
 
-def _encode(text: str) -> str:
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-
-def _decode(field: str, cursor: str, kind: str) -> str:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput(field, "is not a cursor this API issued") from None
-    prefix, _, rest = text.partition(":")
-    if prefix != kind or not rest:
-        raise InvalidInput(field, "is not a cursor this API issued")
-    return rest
-
-
 def session_cursor(record: SessionRecord) -> str:
     pinned = "p|" if record.is_pinned else ""
-    return _encode(f"s:{pinned}{record.last_active_at.isoformat()}|{record.id}")
+    return encode("s", f"{pinned}{record.last_active_at.isoformat()}|{record.id}")
 
 
 def parse_session_cursor(field: str, cursor: str) -> tuple[bool, datetime, UUID]:
@@ -42,7 +28,7 @@ def parse_session_cursor(field: str, cursor: str) -> tuple[bool, datetime, UUID]
 
 
 def message_cursor(seq: int) -> str:
-    return _encode(f"m:{seq}")
+    return encode("m", str(seq))
 
 
 def parse_message_cursor(field: str, cursor: str) -> int:

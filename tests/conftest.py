@@ -38,6 +38,8 @@ models = ["builtin", "builtin-large"]
 
 [apps.beta]
 display_name = "Beta"
+# No stemming (tests/test_search.py): "running" is not "run" here.
+search_language = "simple"
 
 [apps.ephemeral]
 display_name = "Ephemeral"

@@ -19,6 +19,7 @@ from runtime.apps import AppRegistry
 from runtime.errors import NotFound, Unauthenticated
 from runtime.events.envelope import utc_now
 from runtime.records import KeyInfo
+from runtime.store import AppRow
 
 
 class DictionaryStore:
@@ -28,8 +29,8 @@ class DictionaryStore:
         self.apps: dict[str, str] = {}
         self.keys: dict[str, tuple[str, KeyInfo]] = {}  # prefix -> (hash, info)
 
-    async def sync_apps(self, apps: Sequence[tuple[str, str]]) -> None:
-        self.apps.update(apps)
+    async def sync_apps(self, apps: Sequence[AppRow]) -> None:
+        self.apps.update((app.name, app.display_name) for app in apps)
 
     async def app_names(self) -> list[str]:
         return sorted(self.apps)

@@ -73,6 +73,12 @@ CASES = {
         {},
         "apps.shop.memory must be true or false",
     ),
+    "unknown-search-language": (
+        '[apps.shop]\nsearch_language = "englsh"\n',
+        {},
+        "apps.shop.search_language: unknown language 'englsh' (one of PostgreSQL's built-in "
+        "text search configurations: simple, arabic,",
+    ),
     "bad-ttl-type": (
         '[apps.shop]\nsession_ttl = "a day"\n',
         {},

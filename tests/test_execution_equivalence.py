@@ -339,6 +339,8 @@ READS = [
     Run("AppsAndModels", lambda s: {}),
     Run("WalletMemory", lambda s: {"publicKey": s.wallet}),
     Run("SessionContext", lambda s: {"id": s.session_id}),
+    Run("Search", lambda s: {"query": "hello", "publicKey": s.wallet}),
+    Run("Search", lambda s: {"query": "hello", "publicKey": s.wallet, "first": 1}, "a page"),
 ]
 
 MUTATIONS = [
@@ -491,6 +493,8 @@ FAILURES = [
     _named("RenameThread", lambda s: {"id": new_id(), "title": "t"}, "NOT_FOUND"),
     _named("ArchiveSession", lambda s: {"id": new_id()}, "NOT_FOUND"),
     _named("WalletMemory", lambda s: {"publicKey": "nope"}, "INVALID_INPUT"),
+    _named("Search", lambda s: {"query": "  "}, "INVALID_INPUT"),
+    _named("Search", lambda s: {"query": "x", "after": "nope"}, "INVALID_INPUT"),
     _named("ForgetMemory", lambda s: {"id": new_id()}, "NOT_FOUND"),
     _named("ForgetWallet", lambda s: {"publicKey": new_wallet()}, "NOT_FOUND"),
     _named("Session", lambda s: {"id": s.session_id}, "FORBIDDEN", context="forbidden"),

@@ -6,6 +6,7 @@ import importlib
 
 from runtime.store.protocol import (
     AppKeyStore,
+    AppRow,
     MessageTail,
     MessageWindow,
     NewMessage,
@@ -29,6 +30,7 @@ def create_store(import_path: str | None = None) -> SessionStore:
 
 __all__ = [
     "AppKeyStore",
+    "AppRow",
     "MessageTail",
     "MessageWindow",
     "NewMessage",

@@ -42,11 +42,12 @@ WITH thread AS (
 ), session AS (
     UPDATE sessions SET version = version + 1, updated_at = $1, last_active_at = $1,
         is_processing = is_processing OR $10, expires_at = COALESCE($11, expires_at)
-    WHERE id = $3 RETURNING {SESSION_COLUMNS}
+    WHERE id = $3 RETURNING {SESSION_COLUMNS}, search_lang
 ), message AS (
     INSERT INTO messages (id, session_id, thread_id, seq, role, content, tool_calls,
-        tool_results, is_interrupted, created_at)
-    SELECT $4, $3, $2, thread.seq, $5, $6, $7, $8, $9, $1 FROM thread
+        tool_results, is_interrupted, created_at, search_lang)
+    SELECT $4, $3, $2, thread.seq, $5, $6, $7, $8, $9, $1, session.search_lang
+    FROM thread, session
     RETURNING seq, tool_calls, tool_results
 ), turn AS (
     INSERT INTO turns (session_id, thread_id, message_id, status, attempts, tool_started,

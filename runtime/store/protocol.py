@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 from runtime.records import (
@@ -29,6 +29,7 @@ from runtime.records import (
     TurnStatus,
     TurnUsage,
 )
+from runtime.store.search_protocol import SearchStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +101,21 @@ class NewMessage:
     id: UUID | None = None  # chosen by the caller when clients already know it (streaming)
 
 
+class AppRow(NamedTuple):
+    """An app as stored: what the database itself needs of its configuration."""
+
+    name: str
+    display_name: str
+    # The text search configuration new rows of the app are indexed with (PostgreSQL).
+    search_language: str = "english"
+
+
 class AppKeyStore(Protocol):
     """The apps (tenants) and their keys (runtime/apps.py, runtime/keys.py)."""
 
-    async def sync_apps(self, apps: Sequence[tuple[str, str]]) -> None:
-        """Make sure each (name, display name) has its row, the display name updated:
-        one upsert, never check-then-insert (replicas start together)."""
+    async def sync_apps(self, apps: Sequence[AppRow]) -> None:
+        """Make sure each app has its row, the rest of it updated: one upsert, never
+        check-then-insert (replicas start together)."""
         ...
 
     async def app_names(self) -> list[str]:
@@ -197,7 +207,7 @@ class FeedbackStore(Protocol):
         ...
 
 
-class SessionStore(AppKeyStore, MemoryStore, FeedbackStore, Protocol):
+class SessionStore(AppKeyStore, MemoryStore, FeedbackStore, SearchStore, Protocol):
     async def ping(self) -> None: ...
 
     async def get_session(self, session_id: UUID) -> SessionRecord | None: ...

@@ -9,13 +9,19 @@ from datetime import datetime
 from models import ApiKey, App
 from runtime.errors import NotFound
 from runtime.records import KeyInfo
+from runtime.store.protocol import AppRow
 
 
 class TortoiseAppKeys:
-    async def sync_apps(self, apps: Sequence[tuple[str, str]]) -> None:
+    async def sync_apps(self, apps: Sequence[AppRow]) -> None:
         # `INSERT ... ON CONFLICT (name) DO UPDATE`, on SQLite and PostgreSQL alike.
-        rows = [App(name=name, display_name=display) for name, display in sorted(apps)]
-        await App.bulk_create(rows, on_conflict=["name"], update_fields=["display_name"])
+        rows = [
+            App(name=app.name, display_name=app.display_name, search_language=app.search_language)
+            for app in sorted(apps)
+        ]
+        await App.bulk_create(
+            rows, on_conflict=["name"], update_fields=["display_name", "search_language"]
+        )
 
     async def app_names(self) -> list[str]:
         names = await App.all().order_by("name").values_list("name", flat=True)

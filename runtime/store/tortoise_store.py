@@ -34,9 +34,10 @@ from runtime.store.rows import MESSAGES, SESSIONS, SYSTEM_EVENTS, THREADS, TURNS
 from runtime.store.tortoise_app_keys import TortoiseAppKeys
 from runtime.store.tortoise_feedback import TortoiseFeedback
 from runtime.store.tortoise_memory import TortoiseMemories
+from runtime.store.tortoise_search import TortoiseSearch
 
 
-class TortoiseStore(TortoiseAppKeys, TortoiseMemories, TortoiseFeedback):
+class TortoiseStore(TortoiseAppKeys, TortoiseMemories, TortoiseFeedback, TortoiseSearch):
     """The ORM for everything, with single-statement SQL for the hot paths on
     PostgreSQL (see `postgres_sql`)."""
 
