@@ -15,6 +15,9 @@ scenario's workload is described in its module:
   PostgreSQL and on SQLite (a third server, embedded default, in-process bus).
 - `bench.memory`: resident memory per idle subscriber (10,000 subscribers).
 - `bench.interrupt`: a turn streaming on one replica stopped from the other.
+- `bench.export`: a 100,000-message session exported in constant memory.
+- `bench.search`: full-text search's first page over 100,000 messages, on
+  PostgreSQL and SQLite.
 - `bench.cluster`: fan-out and cross-replica again on a Redis Cluster the suite
   starts itself (3 masters, 3 replicas), against single Redis in the same run.
 - `bench.observability`: snapshot and fan-out with metrics and JSON logs on, against
@@ -31,7 +34,7 @@ import tempfile
 import time
 from typing import Any
 
-from bench import ack, cluster, export, fanout, interrupt, memory, observability, reads
+from bench import ack, cluster, export, fanout, interrupt, memory, observability, reads, search
 from bench.common import LONE_REDIS_URL, server, servers, write_result
 
 
@@ -148,7 +151,7 @@ def report_memory(result: dict[str, Any]) -> None:
     )
 
 
-SCENARIOS = ("memory", "reads", "fanout", "ack", "interrupt", "export", "cluster")
+SCENARIOS = ("memory", "reads", "fanout", "ack", "interrupt", "export", "search", "cluster")
 
 
 async def measure(
@@ -208,6 +211,7 @@ def main() -> None:
     parser.add_argument("--ack-think", type=float, default=2.0)
     parser.add_argument("--idle-subscribers", type=int, default=10_000)
     parser.add_argument("--interrupt-sessions", type=int, default=20)
+    parser.add_argument("--search-messages", type=int, default=100_000)
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
     args = parser.parse_args()
     started = time.monotonic()
@@ -225,7 +229,9 @@ def main() -> None:
     if "export" in wanted:
         with server({"CONFAB_LOG_LEVEL": "warning"}) as exporting:
             result["export"] = asyncio.run(export.measure(exporting, [10_000, 100_000]))
-    if wanted - {"memory", "observability", "export"}:
+    if "search" in wanted:
+        result["search"] = search.measure(args.search_messages, args.seconds)
+    if wanted - {"memory", "observability", "export", "search"}:
         sqlite = {
             "CONFAB_BENCH_BASELINES": "true",
             "DATABASE_URL": f"sqlite://{tempfile.mkdtemp()}/bench.sqlite3",
@@ -259,6 +265,8 @@ def main() -> None:
         interrupt.report(result["interrupt"], verdict)
     if "export" in result:
         export.report(result["export"], verdict)
+    if "search" in result:
+        search.report(result["search"], verdict)
     if "observability" in result:
         observability.report(result["observability"], verdict)
     if "cluster" in result:

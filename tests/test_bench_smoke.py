@@ -49,6 +49,15 @@ def test_janitor_benchmark_runs() -> None:
     assert figures["during_sweep"]["count"] > 0
 
 
+def test_search_benchmark_runs() -> None:
+    output, figures = run_bench("search", "--messages", "1000", "--seconds", "0.2")
+    assert figures["messages"] == 1000
+    for storage in ("postgres", "sqlite"):
+        assert {label.split(" (")[0] for label in figures[storage]} >= {"common", "rare", "phrase"}
+        assert all(each["requests"] > 0 for each in figures[storage].values())
+    assert "first page of 20" in output
+
+
 @pytest.mark.timeout(400)  # every scenario, its peers and servers started in turn
 def test_benchmark_suite_runs() -> None:
     output, figures = run_bench(
@@ -57,6 +66,7 @@ def test_benchmark_suite_runs() -> None:
         *("--wallet-sessions", "20", "--subscribers", "20", "--events", "5"),
         *("--interval-ms", "5", "--ack-sessions", "2", "--ack-messages", "1"),
         *("--ack-think", "0.05", "--idle-subscribers", "50", "--interrupt-sessions", "2"),
+        *("--search-messages", "1000"),
     )
     for scenario in (
         "snapshot reads",
@@ -78,6 +88,7 @@ def test_benchmark_suite_runs() -> None:
         "POST /api/chat",
         "idle subscribers",
         "interrupt across replicas:",
+        "search, first page of 20, 1,000 messages",
         "interrupt across replicas on the cluster:",
         "Redis Cluster (3 masters + 3 replicas) vs single Redis",
     ):
