@@ -57,6 +57,8 @@ _MINIMUMS: dict[str, float] = {
     "db_command_timeout": 0.1,
     "session_cache_size": 1,
     "message_cache_size": 0,
+    "branch_max_siblings": 2,
+    "branch_max_depth": 1,
     "graphql_max_depth": 1,
     "graphql_max_tokens": 1,
     "graphql_max_aliases": 0,
@@ -130,6 +132,10 @@ class Settings:
     session_cache_size: int = 10_000
     # Recent messages kept beside cached sessions, in all (runtime/sessions.py).
     message_cache_size: int = 50_000
+    # Versions of one message (edits, regenerated answers), and how deep in a thread
+    # a branch may start (runtime/branches.py).
+    branch_max_siblings: int = 32
+    branch_max_depth: int = 10_000
     graphql_max_depth: int = 12
     graphql_max_tokens: int = 2_000
     graphql_max_aliases: int = 30
@@ -261,6 +267,8 @@ class Settings:
             metrics=env.get("CONFAB_METRICS", cls.metrics).strip().lower(),
             session_cache_size=_int(env, "CONFAB_SESSION_CACHE_SIZE", cls.session_cache_size),
             message_cache_size=_int(env, "CONFAB_MESSAGE_CACHE_SIZE", cls.message_cache_size),
+            branch_max_siblings=_int(env, "CONFAB_BRANCH_MAX_SIBLINGS", cls.branch_max_siblings),
+            branch_max_depth=_int(env, "CONFAB_BRANCH_MAX_DEPTH", cls.branch_max_depth),
             graphql_max_depth=_int(env, "CONFAB_GRAPHQL_MAX_DEPTH", cls.graphql_max_depth),
             graphql_max_tokens=_int(env, "CONFAB_GRAPHQL_MAX_TOKENS", cls.graphql_max_tokens),
             graphql_max_aliases=_int(env, "CONFAB_GRAPHQL_MAX_ALIASES", cls.graphql_max_aliases),

@@ -61,6 +61,10 @@ class Thread(Model):
     is_primary = fields.BooleanField(default=False)
     # The sequence number the next message in this thread gets.
     next_seq = fields.BigIntField(default=1)
+    # The end of the active path, and its parent: an append follows the leaf (the
+    # same UPDATE that numbers it reads and moves them, so appends never fork).
+    leaf_id = fields.UUIDField(null=True)
+    leaf_parent_id = fields.UUIDField(null=True)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
 
@@ -84,11 +88,17 @@ class Message(Model):
     tool_results: list[dict[str, Any]] | None = fields.JSONField(null=True)
     is_interrupted = fields.BooleanField(default=False)
     created_at = fields.DatetimeField()
+    # The message tree (runtime/branches.py): the message this one follows (None for
+    # a thread's first), whether it is its parent's chosen child, and whether it is
+    # on the thread's active path (every ancestor chosen): reads follow that path.
+    parent_id = fields.UUIDField(null=True)
+    is_selected = fields.BooleanField(default=True, db_default=True)
+    is_active = fields.BooleanField(default=True, db_default=True)
 
     class Meta:
         table = "messages"
         unique_together = (("thread_id", "seq"),)
-        indexes = (Index(fields=("session_id",)),)
+        indexes = (Index(fields=("session_id",)), Index(fields=("thread_id", "parent_id")))
 
 
 class SystemEvent(Model):
@@ -117,7 +127,8 @@ class Turn(Model):
     thread: fields.ForeignKeyRelation[Thread] = fields.ForeignKeyField(
         "models.Thread", related_name="turns", on_delete=fields.CASCADE
     )
-    message_id = fields.UUIDField(unique=True)
+    # The message answered; a regenerated answer's turn answers it again.
+    message_id = fields.UUIDField(db_index=True)
     # queued, running, done, failed, interrupted, cancelled (runtime.records.TurnStatus)
     status = fields.CharField(max_length=16, default="queued")
     attempts = fields.IntField(default=0)

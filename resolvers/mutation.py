@@ -10,7 +10,7 @@ from runtime.validation import uuid_arg
 from schema.context import Context
 from schema.events import SystemEvent
 from schema.feedback_types import Feedback, Thumbs
-from schema.types import DeletePayload, Session, Thread
+from schema.types import DeletePayload, Message, Session, Thread
 
 Info = strawberry.Info[Context, None]
 
@@ -201,6 +201,44 @@ class Mutation:
             thread_id=None if thread_id is None else uuid_arg("threadId", thread_id),
             user_state=user_state,
             public_key=public_key,
+        )
+        return Session.from_record(record)
+
+    @strawberry.mutation(
+        description="A new version of a user message (a sibling: the original is kept), now "
+        "on the active path; the assistant answers it. CONFLICT while the session is "
+        "answering. Announced as `message_edited` (docs/branches.md)."
+    )
+    async def edit_message(self, info: Info, id: strawberry.ID, content: str) -> Message:
+        context = info.context
+        record = await context.runtime.turns.edit_message(
+            context.caller, uuid_arg("id", id), content
+        )
+        return Message.from_record(record)
+
+    @strawberry.mutation(
+        description="A new answer to the question an assistant message answers, as a new "
+        "version of that answer (which is kept); with `model`, that model of the app is "
+        "selected first. CONFLICT while the session is answering."
+    )
+    async def regenerate(
+        self, info: Info, message_id: strawberry.ID, model: str | None = None
+    ) -> Session:
+        context = info.context
+        record = await context.runtime.turns.regenerate(
+            context.caller, uuid_arg("messageId", message_id), model
+        )
+        return Session.from_record(record)
+
+    @strawberry.mutation(
+        description="Make the path through this message active (down the versions last "
+        "chosen below it); its session, whose messages now follow that path. Announced as "
+        "`branch_switched`."
+    )
+    async def switch_branch(self, info: Info, message_id: strawberry.ID) -> Session:
+        context = info.context
+        record = await context.runtime.turns.switch_branch(
+            context.caller, uuid_arg("messageId", message_id)
         )
         return Session.from_record(record)
 

@@ -149,6 +149,12 @@ class Query:
         until: Annotated[
             datetime | None, strawberry.argument(description="Created before.")
         ] = None,
+        all_versions: Annotated[
+            bool,
+            strawberry.argument(
+                description="Also messages off their thread's active path (docs/branches.md)."
+            ),
+        ] = False,
     ) -> SearchResults:
         context = info.context
         filters = SearchFilters(
@@ -158,6 +164,7 @@ class Query:
             archived=archived,
             since=since,
             until=until,
+            all_versions=all_versions,
         )
         found = await context.runtime.search.search(
             context.caller,

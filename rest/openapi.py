@@ -296,6 +296,7 @@ def _search() -> dict[str, Any]:
             ),
             query("since", False, {"type": "string", "format": "date-time"}, "Created at or after"),
             query("until", False, {"type": "string", "format": "date-time"}, "Created before"),
+            query("all_versions", False, {"enum": ["true", "false"]}, "Also off-path versions"),
         ],
         ("400", "401", "403", "503"),
     )

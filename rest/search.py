@@ -37,6 +37,7 @@ async def search(request: Request) -> Response:
         archived=_choice(params, "archived", _FLAGS),
         since=_time(params, "since"),
         until=_time(params, "until"),
+        all_versions=_choice(params, "all_versions", _FLAGS) or False,
     )
     results = await runtime_of(request).search.search(
         caller,

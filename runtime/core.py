@@ -12,6 +12,7 @@ from types import TracebackType
 from runtime.agents.registry import Agents
 from runtime.announcer import Announcer
 from runtime.apps import AppRegistry
+from runtime.branches import Branches
 from runtime.conversations import Conversations
 from runtime.export_service import SessionExports
 from runtime.feedback import FeedbackService
@@ -72,6 +73,14 @@ class Runtime:
         self.feedback = FeedbackService(
             self.store, self.conversations, self.announcer, self.metrics
         )
+        self.branches = Branches(
+            self.store,
+            self.sessions,
+            self.conversations,
+            self.announcer,
+            settings.branch_max_siblings,
+            settings.branch_max_depth,
+        )
         self.turns = Turns(
             self.sessions,
             self.store,
@@ -83,6 +92,7 @@ class Runtime:
             lease_seconds,
             self.limits,
             self.memories,
+            self.branches,
             metrics=self.metrics,
         )
         self.recovery = Recovery(

@@ -47,6 +47,14 @@ def session_json(record: SessionRecord) -> JSONObject:
     }
 
 
+def _exported(message: MessageRecord) -> JSONObject:
+    """A message as `confab.session/2` has it: a thread is its active path, in order
+    (the tree's other branches are not part of this format)."""
+    shown = message.as_json()
+    del shown["parent_id"]
+    return shown
+
+
 async def export_chunks(store: SessionStore, record: SessionRecord) -> AsyncIterator[str]:
     """The document as text chunks, in order; joined, one JSON object."""
     yield f'{{"format": {_dump(EXPORT_FORMAT)}, "exported_at": {_dump(utc_now().isoformat())}'
@@ -55,7 +63,7 @@ async def export_chunks(store: SessionStore, record: SessionRecord) -> AsyncIter
         yield ("" if index == 0 else ", ") + _dump(thread_json(thread))[:-1] + ', "messages": ['
         first = True
         async for message in thread_messages(store, thread):
-            yield ("" if first else ", ") + _dump(message.as_json())
+            yield ("" if first else ", ") + _dump(_exported(message))
             first = False
         yield "]}"
     yield '], "system_events": ['

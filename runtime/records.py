@@ -90,12 +90,17 @@ class MessageRecord:
     tool_results: list[JSONObject] | None
     is_interrupted: bool
     created_at: datetime
+    # The message this one follows in its thread's tree (None: the thread's first),
+    # and whether it is on the thread's active path (runtime/branches.py).
+    parent_id: UUID | None = None
+    is_active: bool = True
 
     def as_json(self) -> JSONObject:
         """The message in events (`message_added`)."""
         return {
             "id": str(self.id),
             "thread_id": str(self.thread_id),
+            "parent_id": None if self.parent_id is None else str(self.parent_id),
             "seq": self.seq,
             "role": self.role.value,
             "content": self.content,
@@ -112,7 +117,9 @@ class TurnStatus(StrEnum):
     DONE = "done"
     FAILED = "failed"
     INTERRUPTED = "interrupted"  # stopped by the user, or by a crash after a tool started
-    CANCELLED = "cancelled"  # dropped from the queue by an interrupt
+    # Dropped from the queue by an interrupt, or its question left the active path
+    # (another version of it was made meanwhile: runtime/branches.py).
+    CANCELLED = "cancelled"
 
 
 UNFINISHED_TURNS = (TurnStatus.QUEUED, TurnStatus.RUNNING)

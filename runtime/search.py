@@ -74,6 +74,8 @@ class SearchFilters:
     archived: bool | None = None
     since: datetime | None = None
     until: datetime | None = None
+    # Also the versions of messages off the active path (edits, regenerated answers).
+    all_versions: bool = False
 
 
 class SearchService:
@@ -117,6 +119,7 @@ class SearchService:
                 archived=filters.archived,
                 since=since,
                 until=until,
+                all_versions=filters.all_versions,
             )
         )
         sessions: dict[UUID, SessionRecord | None] = {}

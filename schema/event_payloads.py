@@ -14,6 +14,8 @@ with inline fragments and a code generator gives it real types:
 - `session_updated`: `SessionUpdatedPayload {changes: JSON!}`
 - `session_deleted`: `SessionDeletedPayload {sessionId}`
 - `feedback_changed`: `FeedbackChangedPayload {feedback: Feedback!}`
+- `message_edited`: `MessageEditedPayload {message: Message!, replacesId}`
+- `branch_switched`: `BranchSwitchedPayload {threadId, messageId, leafId}`
 - `resync_required`: `ResyncRequiredPayload {code, text, after}`
 - any other type: `CustomEventPayload {type, data: JSON!}`
 
@@ -45,9 +47,11 @@ from strawberry.scalars import JSON
 
 from runtime.events import RESYNC_REQUIRED, Event
 from runtime.events.envelope import (
+    BRANCH_SWITCHED,
     FEEDBACK_CHANGED,
     MESSAGE_ADDED,
     MESSAGE_DELTA,
+    MESSAGE_EDITED,
     PROCESSING_CHANGED,
     SESSION_DELETED,
     SESSION_UPDATED,
@@ -135,6 +139,25 @@ class FeedbackChangedPayload:
     feedback: Feedback
 
 
+@strawberry.type(
+    description="`message_edited`: a new version of a message, now on the active path (the "
+    "assistant answers it next)."
+)
+class MessageEditedPayload:
+    message: Message
+    replaces_id: strawberry.ID = strawberry.field(description="The version it was made from.")
+
+
+@strawberry.type(
+    description="`branch_switched`: the thread's active path now runs through `messageId` and "
+    "ends at `leafId`: refetch the thread's messages."
+)
+class BranchSwitchedPayload:
+    thread_id: strawberry.ID
+    message_id: strawberry.ID
+    leaf_id: strawberry.ID
+
+
 @strawberry.type(description="`session_deleted`: the session is gone, with its threads.")
 class SessionDeletedPayload:
     session_id: strawberry.ID
@@ -171,6 +194,8 @@ SessionEventPayload = Annotated[
     | SessionUpdatedPayload
     | SessionDeletedPayload
     | FeedbackChangedPayload
+    | MessageEditedPayload
+    | BranchSwitchedPayload
     | ResyncRequiredPayload
     | CustomEventPayload,
     strawberry.union(
@@ -227,6 +252,27 @@ def _object(data: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def _message_added(event: Event) -> MessageAddedPayload:
+    # The stored message itself (the event carries `MessageRecord.as_json`): the same
+    # object a query shows, memoized by id like every stored message.
+    return MessageAddedPayload(message=Message.from_record(_message(event)))
+
+
+def _message_edited(event: Event) -> MessageEditedPayload:
+    replaces = strawberry.ID(str(UUID(_text(event.data, "replaces_id"))))
+    return MessageEditedPayload(message=Message.from_record(_message(event)), replaces_id=replaces)
+
+
+def _branch_switched(event: Event) -> BranchSwitchedPayload:
+    data = event.data
+    return BranchSwitchedPayload(
+        thread_id=strawberry.ID(str(UUID(_text(data, "thread_id")))),
+        message_id=strawberry.ID(str(UUID(_text(data, "message_id")))),
+        leaf_id=strawberry.ID(str(UUID(_text(data, "leaf_id")))),
+    )
+
+
+def _message(event: Event) -> MessageRecord:
+    """`data.message` (`MessageRecord.as_json`) as the record."""
     raw = _object(event.data, "message")
     tool_calls, tool_results = raw.get("tool_calls"), raw.get("tool_results")
     if not isinstance(tool_calls, list | None) or not isinstance(tool_results, list | None):
@@ -238,7 +284,10 @@ def _message_added(event: Event) -> MessageAddedPayload:
     created_at = datetime.fromisoformat(_text(raw, "created_at"))
     if created_at.tzinfo is None:
         raise _Mismatch("message")
-    record = MessageRecord(
+    parent = raw.get("parent_id")
+    if not isinstance(parent, str | None):
+        raise _Mismatch("message")
+    return MessageRecord(
         id=UUID(_text(raw, "id")),
         session_id=event.session_id,
         thread_id=UUID(_text(raw, "thread_id")),
@@ -249,10 +298,8 @@ def _message_added(event: Event) -> MessageAddedPayload:
         tool_results=tool_results,
         is_interrupted=is_interrupted,
         created_at=created_at,
+        parent_id=None if parent is None else UUID(parent),
     )
-    # The stored message itself (the event carries `MessageRecord.as_json`): the same
-    # object a query shows, memoized by id like every stored message.
-    return MessageAddedPayload(message=Message.from_record(record))
 
 
 def _message_delta(event: Event) -> MessageDeltaPayload:
@@ -368,5 +415,7 @@ _BUILDERS: dict[str, Callable[[Event], SessionEventPayload]] = {
     SESSION_UPDATED: _session_updated,
     SESSION_DELETED: _session_deleted,
     FEEDBACK_CHANGED: _feedback_changed,
+    MESSAGE_EDITED: _message_edited,
+    BRANCH_SWITCHED: _branch_switched,
     RESYNC_REQUIRED: _resync_required,
 }

@@ -47,6 +47,13 @@ class PageInfo:
     end_cursor: str | None
 
 
+@strawberry.type(description="A message's versions: `ids[index]` is this one.")
+class MessageSiblings:
+    count: int
+    index: int
+    ids: list[strawberry.ID]
+
+
 @strawberry.type
 class Message:
     id: strawberry.ID
@@ -63,6 +70,23 @@ class Message:
     is_streaming: bool = strawberry.field(
         default=False, description="True for the assistant message still being written."
     )
+    parent_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="The message this one follows in its thread's tree (null: the first).",
+    )
+
+    @strawberry.field(
+        description="This message's versions (edits of it, regenerated answers), itself "
+        "included, oldest first; `switchBranch` to one of them shows its path."
+    )
+    async def siblings(self, info: strawberry.Info[Context, None]) -> MessageSiblings:
+        if self.is_streaming:
+            return MessageSiblings(count=1, index=0, ids=[self.id])
+        ids = await info.context.runtime.branches.versions(
+            UUID(self.thread_id), None if self.parent_id is None else UUID(self.parent_id)
+        )
+        found = [strawberry.ID(str(id)) for id in ids]
+        return MessageSiblings(count=len(found), index=found.index(self.id), ids=found)
 
     @classmethod
     def from_streaming(cls, streaming: StreamingMessage) -> Message:
@@ -102,6 +126,7 @@ class Message:
             is_interrupted=record.is_interrupted,
             created_at=record.created_at,
             cursor=message_cursor(record.seq),
+            parent_id=None if record.parent_id is None else strawberry.ID(str(record.parent_id)),
         )
 
 

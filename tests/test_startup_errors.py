@@ -88,17 +88,10 @@ def test_a_missing_database_without_start_up_migrations(own_database: str) -> No
     assert "does not exist: run `python server.py migrate`" in line
 
 
-# What models/migrations/0010_search.py (the newest) added.
-FORGET_SEARCH = """
-DROP TRIGGER sessions_search_lang ON sessions;
-DROP TRIGGER sessions_search_lang_moved ON sessions;
-DROP TRIGGER threads_search_lang ON threads;
-DROP TRIGGER messages_search_lang ON messages;
-DROP FUNCTION confab_session_search_lang, confab_session_search_lang_moved, confab_row_search_lang;
-ALTER TABLE messages DROP COLUMN search_vector, DROP COLUMN search_lang;
-ALTER TABLE threads DROP COLUMN search_lang;
-ALTER TABLE sessions DROP COLUMN search_lang;
-ALTER TABLE apps DROP COLUMN search_language;
+# What models/migrations/0011_branches.py (the newest) added.
+FORGET_BRANCHES = """
+ALTER TABLE messages DROP COLUMN parent_id, DROP COLUMN is_selected, DROP COLUMN is_active;
+ALTER TABLE threads DROP COLUMN leaf_id, DROP COLUMN leaf_parent_id;
 """
 
 
@@ -109,8 +102,8 @@ def test_a_database_that_is_behind(own_database: str) -> None:
     async def forget_the_last_migration() -> None:
         conn = await asyncpg.connect(own_database)
         try:
-            await conn.execute(FORGET_SEARCH)
-            await conn.execute("DELETE FROM tortoise_migrations WHERE name = '0010_search'")
+            await conn.execute(FORGET_BRANCHES)
+            await conn.execute("DELETE FROM tortoise_migrations WHERE name = '0011_branches'")
         finally:
             await conn.close()
 

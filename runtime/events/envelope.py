@@ -25,6 +25,10 @@ PROCESSING_CHANGED = "processing_changed"
 SESSION_UPDATED = "session_updated"
 SESSION_DELETED = "session_deleted"
 FEEDBACK_CHANGED = "feedback_changed"
+# The message tree (runtime/branches.py): an edit made a new version of a message,
+# or the active path moved to another branch.
+MESSAGE_EDITED = "message_edited"
+BRANCH_SWITCHED = "branch_switched"
 # A stop request, for whichever replica runs the session's turn (runtime/turns/scheduler.py).
 INTERRUPT_REQUESTED = "interrupt_requested"
 # Never published: told to one subscriber whose cursor cannot be resumed.
@@ -39,6 +43,8 @@ INTERNAL_TYPES = frozenset(
         SESSION_UPDATED,
         SESSION_DELETED,
         FEEDBACK_CHANGED,
+        MESSAGE_EDITED,
+        BRANCH_SWITCHED,
         INTERRUPT_REQUESTED,
         RESYNC_REQUIRED,
     }

@@ -37,25 +37,27 @@ EXPECTABLE = UPDATABLE | {"version"}
 
 _APPEND = f"""
 WITH thread AS (
-    UPDATE threads SET next_seq = next_seq + 1, updated_at = $1
-    WHERE id = $2 RETURNING next_seq - 1 AS seq
+    UPDATE threads SET next_seq = next_seq + 1, updated_at = $1,
+        leaf_parent_id = leaf_id, leaf_id = $4
+    WHERE id = $2 RETURNING next_seq - 1 AS seq, leaf_parent_id AS parent_id
 ), session AS (
     UPDATE sessions SET version = version + 1, updated_at = $1, last_active_at = $1,
         is_processing = is_processing OR $10, expires_at = COALESCE($11, expires_at)
     WHERE id = $3 RETURNING {SESSION_COLUMNS}, search_lang
 ), message AS (
     INSERT INTO messages (id, session_id, thread_id, seq, role, content, tool_calls,
-        tool_results, is_interrupted, created_at, search_lang)
-    SELECT $4, $3, $2, thread.seq, $5, $6, $7, $8, $9, $1, session.search_lang
+        tool_results, is_interrupted, created_at, search_lang, parent_id)
+    SELECT $4, $3, $2, thread.seq, $5, $6, $7, $8, $9, $1, session.search_lang, thread.parent_id
     FROM thread, session
-    RETURNING seq, tool_calls, tool_results
+    RETURNING seq, tool_calls, tool_results, parent_id
 ), turn AS (
     INSERT INTO turns (session_id, thread_id, message_id, status, attempts, tool_started,
         partial_text, created_at, updated_at)
     SELECT $3, $2, $4, 'queued', 0, false, '', $1, $1 FROM message WHERE $12
 )
 SELECT message.seq AS message_seq, message.tool_calls AS message_tool_calls,
-    message.tool_results AS message_tool_results, session.* FROM message, session
+    message.tool_results AS message_tool_results, message.parent_id AS message_parent_id,
+    session.* FROM message, session
 """
 
 
@@ -102,6 +104,7 @@ async def append_message(
         tool_results=from_json(row["message_tool_results"]),
         is_interrupted=message.is_interrupted,
         created_at=now,
+        parent_id=row["message_parent_id"],
     )
     return record, SESSIONS.record(row)
 
@@ -137,7 +140,7 @@ async def list_messages(
     client: BaseDBAsyncClient, thread_id: UUID, window: MessageWindow
 ) -> Page[MessageRecord]:
     values: list[Any] = [thread_id, window.limit + 1]
-    conditions = ["thread_id = $1"]
+    conditions = ["thread_id = $1", "is_active"]  # the active path (runtime/branches.py)
     if window.after is not None:
         values.append(window.after)
         conditions.append(f"seq > ${len(values)}")
@@ -160,7 +163,8 @@ async def list_messages(
 # One statement, so one snapshot: the version and the messages are of the same moment.
 _TAIL = f"""
 SELECT s.version AS session_version, m.* FROM sessions s LEFT JOIN LATERAL (
-    SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = s.id ORDER BY seq DESC LIMIT $2
+    SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = s.id AND is_active
+    ORDER BY seq DESC LIMIT $2
 ) m ON true WHERE s.id = $1
 """
 

@@ -207,7 +207,44 @@ class FeedbackStore(Protocol):
         ...
 
 
-class SessionStore(AppKeyStore, MemoryStore, FeedbackStore, SearchStore, Protocol):
+class BranchStore(Protocol):
+    """The message tree (runtime/branches.py, runtime/store/tortoise_branches.py)."""
+
+    async def siblings(self, thread_id: UUID, parent_id: UUID | None) -> list[UUID]:
+        """The thread's messages that follow `parent_id` (a message's versions, itself
+        included), oldest first."""
+        ...
+
+    async def ancestry(self, message_id: UUID, most: int) -> list[UUID]:
+        """The message and up to `most` ancestors, nearest first."""
+        ...
+
+    async def branch_message(
+        self,
+        sibling_of: MessageRecord,
+        message: NewMessage,
+        *,
+        mark_processing: bool,
+        queue_turn: bool,
+    ) -> tuple[MessageRecord, SessionRecord]:
+        """`message` as a new, selected version of `sibling_of`: the active path ends
+        with it; the session's version is bumped."""
+        ...
+
+    async def rewind(self, question: MessageRecord) -> SessionRecord:
+        """The active path ends at `question` (its answers kept, unchosen), and a turn
+        answering it again is queued; the session, marked processing."""
+        ...
+
+    async def switch_branch(
+        self, message: MessageRecord, chain: list[UUID]
+    ) -> tuple[SessionRecord, UUID | None]:
+        """The active path through `message` (`chain`: it and its ancestors), down its
+        chosen descendants; the session, and the path's new leaf."""
+        ...
+
+
+class SessionStore(AppKeyStore, MemoryStore, FeedbackStore, SearchStore, BranchStore, Protocol):
     async def ping(self) -> None: ...
 
     async def get_session(self, session_id: UUID) -> SessionRecord | None: ...

@@ -107,7 +107,13 @@ THREADS = Rows(ThreadRecord, convert={"id": as_uuid, "session_id": as_uuid})
 MESSAGES = Rows(
     MessageRecord,
     json_fields=("tool_calls", "tool_results"),
-    convert={"id": as_uuid, "session_id": as_uuid, "thread_id": as_uuid, "role": Role},
+    convert={
+        "id": as_uuid,
+        "session_id": as_uuid,
+        "thread_id": as_uuid,
+        "role": Role,
+        "parent_id": _optional(as_uuid),
+    },
 )
 TURNS = Rows(
     TurnRecord,

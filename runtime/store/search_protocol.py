@@ -47,6 +47,7 @@ class SearchQuery:
     archived: bool | None = None
     since: datetime | None = None  # created at or after
     until: datetime | None = None  # created before
+    all_versions: bool = False  # also messages off their thread's active path
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,8 @@ def admitted(kind: HitKind, query: SearchQuery, p: Parameters) -> str | None:
         conditions.append(f"{column} = {p(query.thread_id)}")
     if query.role is not None:
         conditions.append(f"m.role = {p(query.role.value)}")
+    if kind is HitKind.MESSAGE and not query.all_versions:
+        conditions.append("m.is_active")  # the active path (runtime/branches.py)
     if query.since is not None:
         conditions.append(f"{row}.created_at >= {p(query.since)}")
     if query.until is not None:

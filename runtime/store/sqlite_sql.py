@@ -23,12 +23,12 @@ from runtime.store.protocol import NewMessage
 from runtime.store.rows import SESSIONS
 
 _NEXT_SEQ = (
-    "UPDATE threads SET next_seq = next_seq + 1, updated_at = ? WHERE id = ? "
-    "RETURNING next_seq - 1 AS seq"
+    "UPDATE threads SET next_seq = next_seq + 1, updated_at = ?, leaf_parent_id = leaf_id, "
+    "leaf_id = ? WHERE id = ? RETURNING next_seq - 1 AS seq, leaf_parent_id AS parent_id"
 )
 _INSERT_MESSAGE = (
     "INSERT INTO messages (id, session_id, thread_id, seq, role, content, tool_calls, "
-    "tool_results, is_interrupted, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "tool_results, is_interrupted, created_at, parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_TURN = (
     "INSERT INTO turns (session_id, thread_id, message_id, status, attempts, tool_started, "
@@ -58,10 +58,10 @@ async def append_message(
     """Within the caller's transaction: SQLite takes the database's write lock at the
     first UPDATE, so concurrent appends get distinct, gapless sequence numbers."""
     at = _db(Message, "created_at", now)
-    seqs = await conn.execute_query_dict(_NEXT_SEQ, [at, str(message.thread_id)])
+    seqs = await conn.execute_query_dict(_NEXT_SEQ, [at, str(message_id), str(message.thread_id)])
     if not seqs:
         return None
-    seq = seqs[0]["seq"]
+    seq, parent = seqs[0]["seq"], seqs[0]["parent_id"]
     await conn.execute_insert(
         _INSERT_MESSAGE,
         [
@@ -75,6 +75,7 @@ async def append_message(
             _db(Message, "tool_results", message.tool_results),
             message.is_interrupted,
             at,
+            parent,
         ],
     )
     if queue_turn:
@@ -96,5 +97,6 @@ async def append_message(
         tool_results=message.tool_results,
         is_interrupted=message.is_interrupted,
         created_at=now,
+        parent_id=None if parent is None else UUID(parent),
     )
     return record, SESSIONS.from_model(Session._init_from_db(**sessions[0]))

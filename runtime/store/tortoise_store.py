@@ -32,12 +32,15 @@ from runtime.store import postgres_sql, sqlite_sql
 from runtime.store.protocol import MessageTail, MessageWindow, NewMessage, SessionQuery
 from runtime.store.rows import MESSAGES, SESSIONS, SYSTEM_EVENTS, THREADS, TURNS, as_uuid
 from runtime.store.tortoise_app_keys import TortoiseAppKeys
+from runtime.store.tortoise_branches import TortoiseBranches
 from runtime.store.tortoise_feedback import TortoiseFeedback
 from runtime.store.tortoise_memory import TortoiseMemories
 from runtime.store.tortoise_search import TortoiseSearch
 
 
-class TortoiseStore(TortoiseAppKeys, TortoiseMemories, TortoiseFeedback, TortoiseSearch):
+class TortoiseStore(
+    TortoiseAppKeys, TortoiseMemories, TortoiseFeedback, TortoiseSearch, TortoiseBranches
+):
     """The ORM for everything, with single-statement SQL for the hot paths on
     PostgreSQL (see `postgres_sql`)."""
 
@@ -245,7 +248,7 @@ class TortoiseStore(TortoiseAppKeys, TortoiseMemories, TortoiseFeedback, Tortois
         client = self._fast()
         if client is not None:
             return await postgres_sql.list_messages(client, thread_id, window)
-        rows = Message.filter(thread_id=thread_id)
+        rows = Message.filter(thread_id=thread_id, is_active=True)  # the active path
         if window.after is not None:
             rows = rows.filter(seq__gt=window.after)
         if window.before is not None:
@@ -276,7 +279,7 @@ class TortoiseStore(TortoiseAppKeys, TortoiseMemories, TortoiseFeedback, Tortois
             if session is None:
                 return None
             rows = list(
-                await Message.filter(thread_id=session_id)
+                await Message.filter(thread_id=session_id, is_active=True)
                 .using_db(conn)
                 .order_by("-seq")
                 .limit(limit + 1)

@@ -69,6 +69,11 @@ class TurnQueue:
             if question is None:
                 await self.finish(row.id, TurnStatus.FAILED)
                 continue
+            if not question.is_active:
+                # Replaced by another version of it (two edits at once, say): that
+                # version's own turn answers; this answer would land on its path.
+                await self.finish(row.id, TurnStatus.CANCELLED)
+                continue
             return Turn(row.id, session_id, row.thread_id, session.app, question)
         return None
 

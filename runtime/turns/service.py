@@ -10,13 +10,14 @@ from runtime import validation
 from runtime.agents.registry import Agents
 from runtime.announcer import Announcer
 from runtime.apps import AppRegistry, Caller
+from runtime.branches import Branches
 from runtime.conversations import Conversations
 from runtime.errors import InvalidInput, NotFound, RateLimited
-from runtime.events.envelope import INTERRUPT_REQUESTED, PROCESSING_CHANGED
+from runtime.events.envelope import INTERRUPT_REQUESTED, MESSAGE_EDITED, PROCESSING_CHANGED
 from runtime.leases import Leases
 from runtime.memory import WalletMemories
 from runtime.rate_limits import RateLimiter
-from runtime.records import JSONObject, Role, SessionRecord
+from runtime.records import JSONObject, MessageRecord, Role, SessionRecord
 from runtime.sessions import SessionHost
 from runtime.store import NewMessage, SessionStore
 from runtime.telemetry import tracing
@@ -63,9 +64,11 @@ class Turns:
         lease_seconds: float,
         limits: RateLimiter,
         memories: WalletMemories,
+        branches: Branches,
         metrics: Metrics | None = None,
     ) -> None:
         self._host = host
+        self._branches = branches
         self._limits = limits
         self._store = store
         self._apps = apps
@@ -190,6 +193,87 @@ class Turns:
         if starting:
             await self._announcer.publish(record, PROCESSING_CHANGED, {"is_processing": True})
         return record
+
+    async def edit_message(self, caller: Caller, message_id: UUID, content: str) -> MessageRecord:
+        """A new version of a user message, on the active path now, and its turn
+        queued: the assistant answers the new text (runtime/branches.py)."""
+        text = message_content("content", content)
+        original, record = await self._branches.message(caller, message_id)
+        if original.role is not Role.USER:
+            raise InvalidInput("id", "only the user's messages can be edited")
+        session_id = record.id
+        limit = self._apps.get(caller.app).queue_limit
+        async with self._host.lock(session_id):
+            record = await self._conversations.get_session(caller, session_id)
+            self._branches.check_idle(record, self._scheduler.is_busy(session_id))
+            self._scheduler.check_capacity(session_id, limit)
+            await self._branches.check_room(original)
+            await self._admit(caller, record, session_id, text)
+            try:
+                message, record = await self._branches.branch(
+                    record,
+                    original,
+                    NewMessage(
+                        session_id=session_id,
+                        thread_id=original.thread_id,
+                        role=Role.USER,
+                        content=text,
+                    ),
+                    mark_processing=True,
+                    queue_turn=True,
+                )
+            except BaseException:
+                await self._limits.turn_ended(caller.app, session_id)
+                raise
+            turn_origins.remember(message.id, tracing.current_context())
+            await self._announcer.publish(
+                record,
+                MESSAGE_EDITED,
+                {"message": message.as_json(), "replaces_id": str(message_id)},
+            )
+            await self._announcer.publish(record, PROCESSING_CHANGED, {"is_processing": True})
+            self._scheduler.submit(session_id, limit)
+        return message
+
+    async def regenerate(
+        self, caller: Caller, message_id: UUID, model: str | None = None
+    ) -> SessionRecord:
+        """A new answer to the question an assistant message answers, as a sibling of
+        that answer (which is kept), with `model` selected first if given."""
+        answer, record = await self._branches.message(caller, message_id)
+        question = await self._branches.question_of(answer)
+        if model is not None:
+            self._apps.model_arg(caller.app, "model", model)
+        session_id = record.id
+        limit = self._apps.get(caller.app).queue_limit
+        async with self._host.lock(session_id):
+            record = await self._conversations.get_session(caller, session_id)
+            self._branches.check_idle(record, self._scheduler.is_busy(session_id))
+            self._scheduler.check_capacity(session_id, limit)
+            first = await self._store.siblings(question.thread_id, question.id)
+            if first:
+                versions = await self._store.get_message(first[0])
+                if versions is not None:
+                    await self._branches.check_room(versions)
+            await self._admit(caller, record, session_id, "")
+            try:
+                if model is not None and model != record.model:
+                    await self._host.update(session_id, {"model": model})
+                record = await self._branches.rewind(question)
+            except BaseException:
+                await self._limits.turn_ended(caller.app, session_id)
+                raise
+            await self._announcer.publish(record, PROCESSING_CHANGED, {"is_processing": True})
+            self._scheduler.submit(session_id, limit)
+        return record
+
+    async def switch_branch(self, caller: Caller, message_id: UUID) -> SessionRecord:
+        """The active path through this message (runtime/branches.py)."""
+        _, record = await self._branches.message(caller, message_id)
+        async with self._host.lock(record.id):
+            return await self._branches.switch(
+                caller, message_id, self._scheduler.is_busy(record.id)
+            )
 
     async def interrupt(self, caller: Caller, session_id: UUID) -> SessionRecord:
         """Cancel the running turn (keeping its partial text) and drop queued ones,
