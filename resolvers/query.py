@@ -18,7 +18,15 @@ from schema.feedback_types import Feedback
 from schema.memory_types import Memory
 from schema.pagination import message_window
 from schema.search_types import SearchResults
-from schema.types import AppInfo, MessageConnection, Role, Session, SessionConnection, Thread
+from schema.types import (
+    AppInfo,
+    MessageConnection,
+    MessageSiblings,
+    Role,
+    Session,
+    SessionConnection,
+    Thread,
+)
 
 Info = strawberry.Info[Context, None]
 
@@ -174,6 +182,20 @@ class Query:
             after=None if after is None else parse_search_cursor("after", after),
         )
         return SearchResults.from_record(found, after)
+
+    @strawberry.field(
+        description="A message's versions (edits of it, regenerated answers), itself "
+        "included, oldest first; `switchBranch` to one shows its path (docs/branches.md)."
+    )
+    async def message_versions(self, info: Info, id: strawberry.ID) -> MessageSiblings:
+        context = info.context
+        message_id = uuid_arg("id", id)
+        branches = context.runtime.branches
+        message, _ = await branches.message(context.caller, message_id)
+        ids = [strawberry.ID(str(v)) for v in await branches.versions(message)]
+        return MessageSiblings(
+            count=len(ids), index=ids.index(strawberry.ID(str(message_id))), ids=ids
+        )
 
     @strawberry.field(description="The apps this caller may use.")
     def apps(self, info: Info) -> list[AppInfo]:

@@ -48,10 +48,9 @@ class Branches:
         self._max_siblings = max_siblings
         self._max_depth = max_depth
 
-    async def versions(self, thread_id: UUID, parent_id: UUID | None) -> list[UUID]:
-        """The versions of a message (those of its thread with its parent), oldest
-        first: the caller shows a message it was allowed to read."""
-        return await self._store.siblings(thread_id, parent_id)
+    async def versions(self, message: MessageRecord) -> list[UUID]:
+        """The versions of a message (from `message`, so the caller's), oldest first."""
+        return await self._store.siblings(message.thread_id, message.parent_id)
 
     async def message(
         self, caller: Caller, message_id: UUID

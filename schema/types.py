@@ -75,19 +75,6 @@ class Message:
         description="The message this one follows in its thread's tree (null: the first).",
     )
 
-    @strawberry.field(
-        description="This message's versions (edits of it, regenerated answers), itself "
-        "included, oldest first; `switchBranch` to one of them shows its path."
-    )
-    async def siblings(self, info: strawberry.Info[Context, None]) -> MessageSiblings:
-        if self.is_streaming:
-            return MessageSiblings(count=1, index=0, ids=[self.id])
-        ids = await info.context.runtime.branches.versions(
-            UUID(self.thread_id), None if self.parent_id is None else UUID(self.parent_id)
-        )
-        found = [strawberry.ID(str(id)) for id in ids]
-        return MessageSiblings(count=len(found), index=found.index(self.id), ids=found)
-
     @classmethod
     def from_streaming(cls, streaming: StreamingMessage) -> Message:
         return cls(

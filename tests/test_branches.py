@@ -28,12 +28,12 @@ PATH = """query($s: ID!) {
   session(id: $s) {
     isProcessing
     messages(last: 20) {
-      nodes { id role content parentId siblings { count index ids } }
+      nodes { id role content parentId }
     }
   }
 }"""
 EDIT = """mutation($id: ID!, $c: String!) {
-  editMessage(id: $id, content: $c) { id role content parentId siblings { count index ids } }
+  editMessage(id: $id, content: $c) { id role content parentId }
 }"""
 SWITCH = """mutation($m: ID!) { switchBranch(messageId: $m) { id version } }"""
 PAGE = """query($t: ID!, $first: Int, $after: String, $last: Int, $before: String) {
@@ -42,6 +42,14 @@ PAGE = """query($t: ID!, $first: Int, $after: String, $last: Int, $before: Strin
     pageInfo { hasNextPage hasPreviousPage }
   }
 }"""
+
+
+VERSIONS = "query($id: ID!) { messageVersions(id: $id) { count index ids } }"
+
+
+async def versions(gql: GraphQLClient, message_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = (await gql.data(VERSIONS, id=message_id))["messageVersions"]
+    return found
 
 
 async def idle_path(gql: GraphQLClient, session_id: str) -> list[dict[str, Any]]:
@@ -80,7 +88,11 @@ async def test_edit_answers_the_new_version_and_switching_goes_back_and_forth(
 
     edited = (await gql.data(EDIT, id=second["id"], c="second, edited"))["editMessage"]
     assert edited["parentId"] == second["parentId"]
-    assert edited["siblings"] == {"count": 2, "index": 1, "ids": [second["id"], edited["id"]]}
+    assert await versions(gql, edited["id"]) == {
+        "count": 2,
+        "index": 1,
+        "ids": [second["id"], edited["id"]],
+    }
     after = await idle_path(gql, session_id)
     assert contents(after) == [
         "first question", "You said: first question", "second, edited",
@@ -93,7 +105,7 @@ async def test_edit_answers_the_new_version_and_switching_goes_back_and_forth(
     await gql.data(SWITCH, m=second["id"])
     back = (await gql.data(PATH, s=session_id))["session"]["messages"]["nodes"]
     assert contents(back) == contents(before)
-    assert back[2]["siblings"]["index"] == 0
+    assert (await versions(gql, back[2]["id"]))["index"] == 0
     # Switching to the edit's first message goes down to its answer again.
     await gql.data(SWITCH, m=edited["id"])
     assert contents((await gql.data(PATH, s=session_id))["session"]["messages"]["nodes"]) == (
@@ -141,7 +153,11 @@ async def test_regenerate_answers_again_beside_the_old_answer(
     assert (again["role"], again["content"], again["parentId"]) == (
         "ASSISTANT", "You said: hello", question["id"],
     )  # fmt: skip
-    assert again["siblings"] == {"count": 2, "index": 1, "ids": [answer["id"], again["id"]]}
+    assert await versions(alpha, again["id"]) == {
+        "count": 2,
+        "index": 1,
+        "ids": [answer["id"], again["id"]],
+    }
     keyed = {"X-Session-Id": session_id, "AOMI-APP-KEY": alpha_key}
     state = (await client.get("/api/state", headers=keyed)).json()
     assert [m["content"] for m in state["messages"]] == ["hello", "You said: hello"]
@@ -241,7 +257,7 @@ async def test_a_busy_session_is_not_branched(app: Starlette, gql: GraphQLClient
     assert error["extensions"]["code"] == "CONFLICT", error
     await gql.data("mutation($s: ID!) { interrupt(sessionId: $s) { id } }", s=session_id)
     final = await idle_path(gql, session_id)
-    assert all(m["siblings"]["count"] == 1 for m in final)
+    assert [(await versions(gql, m["id"]))["count"] for m in final] == [1] * len(final)
 
 
 async def test_limits_on_versions_and_depth(settings: Settings) -> None:
@@ -273,7 +289,7 @@ async def test_two_edits_at_once_make_two_branches_one_active(gql: GraphQLClient
     assert len(made) + len(refused) == 2
     assert set(refused) <= {"CONFLICT"}
     final = await idle_path(gql, session_id)
-    assert final[0]["siblings"]["count"] == 1 + len(made)
+    assert (await versions(gql, final[0]["id"]))["count"] == 1 + len(made)
     assert final[0]["content"] in {m["content"] for m in made}
 
 

@@ -18,7 +18,7 @@ SEND = "mutation($s: ID!, $c: String!) { sendMessage(sessionId: $s, content: $c)
 PATH = """query($s: ID!) {
   session(id: $s) {
     isProcessing
-    messages(last: 50) { nodes { id content parentId siblings { count ids } } }
+    messages(last: 50) { nodes { id content parentId } }
   }
 }"""
 EDIT = "mutation($id: ID!, $c: String!) { editMessage(id: $id, content: $c) { id content } }"
@@ -98,7 +98,9 @@ async def test_two_edits_at_once_on_two_replicas_keep_one_coherent_path(
     assert made, outcomes
     assert set(refused) <= {"CONFLICT"}  # checked with the thread's row locked
     path = await idle_path(one, session_id)
-    versions = path[0]["siblings"]["ids"]
+    versions = (
+        await post(one, "query($id: ID!) { messageVersions(id: $id) { ids } }", id=path[0]["id"])
+    )["messageVersions"]["ids"]
     assert set(versions) == {question["id"], *made}  # every version made is kept
     assert path[0]["id"] in made  # the last one made is active, and answered
     assert path[-1]["content"] == f"You said: {path[0]['content']}"
